@@ -1,0 +1,45 @@
+"""``selfalign demos``: preview the demonstrations a message would get."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demos(
+        text: str = typer.Argument(..., help="The user message to find demonstrations for."),
+        country: Optional[str] = typer.Option(None, "--country", "-c", help="ISO code or name, e.g. ro, ROU, Romania."),
+        language: Optional[str] = typer.Option(None, "--language", "-l", help="Probe language (default: the country's)."),
+        k: int = typer.Option(5, "--k", "-k", min=1, help="How many demonstrations."),
+        strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, random-category."),
+        profile: Optional[Path] = typer.Option(None, "--profile", "-p", help="A user profile file (YAML or JSON)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the random strategies."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    ) -> None:
+        """Show the WVS demonstrations selfalign would inject for TEXT."""
+        from ..aligner import SelfAligner
+
+        if country is None and profile is None:
+            country = "us"
+        aligner = SelfAligner(country=country, language=language, k=k, strategy=strategy, profile=profile, seed=seed)
+        found = aligner.demonstrations(text)
+        if as_json:
+            typer.echo(json.dumps([d.to_dict() for d in found], ensure_ascii=False, indent=2))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{aligner.profile.description} — strategy {strategy}, k={k}")
+        table.add_column("#", justify="right")
+        table.add_column("chrF++", justify="right")
+        table.add_column("probe")
+        table.add_column("category")
+        table.add_column("demonstration")
+        for i, d in enumerate(found, 1):
+            table.add_row(str(i), f"{d.score:.1f}", d.probe_id or "", d.category, d.text)
+        Console().print(table)

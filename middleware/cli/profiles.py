@@ -1,0 +1,127 @@
+"""``selfalign profiles ...``: list, build and import value profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+profiles_app = typer.Typer(no_args_is_help=True, help="List, build and import value profiles.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(profiles_app, name="profiles")
+
+
+@profiles_app.command("list")
+def list_(
+    all_countries: bool = typer.Option(False, "--all", help="Every country with answers, not only the paper's 14."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Per country: how many probes have answers, and from which source."""
+    import json
+
+    from ..answers import available_countries, load_answers
+    from ..countries import PAPER_PAIRS
+    from ..probes import available_languages, load_probes
+
+    n_probes = len(load_probes("en"))
+    langs = {a3: l for l, a3 in PAPER_PAIRS.items()}
+    codes = available_countries() if all_countries else list(PAPER_PAIRS.values())
+    rows = []
+    for a3 in codes:
+        ans = load_answers(a3)
+        rows.append({"country": a3, "name": ans.name, "language": langs.get(a3, "en"),
+                     "answered": len(ans.answers), "probes": n_probes, "sources": ans.counts_by_source()})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Country answers ({n_probes} probes; languages: {', '.join(available_languages())})")
+    for col, just in [("country", "left"), ("name", "left"), ("lang", "left"), ("answered", "right"),
+                      ("sources", "left")]:
+        table.add_column(col, justify=just)
+    for r in rows:
+        src = ", ".join(f"{k} {v}" for k, v in sorted(r["sources"].items())) or "-"
+        table.add_row(r["country"], r["name"], r["language"], f"{r['answered']}/{r['probes']}", src)
+    Console().print(table)
+
+
+@profiles_app.command("build")
+def build(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with wvs7-shares/, wvs7-ethics-means/, "
+                                            "goqa-sample/, wvs7-meta/ (the layout of the project's shared data)."),
+    wvs: Optional[Path] = typer.Option(None, "--wvs", help="WVS Wave 7 respondent file (CSV with B_COUNTRY_ALPHA, "
+                                       "W_WEIGHT, Q1..Q259)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write <ISO3>.json (default: the built-in answers)."),
+) -> None:
+    """Build country answers from survey figures (weighted shares, majorities, provenance)."""
+    from ..answers import answers_dir
+    from ..build import build_all
+    from ..probes import load_probes
+    from . import fail
+
+    for label, path in (("--wvs", wvs), ("--data-dir", data_dir)):
+        if path is not None and not path.exists():
+            raise fail(f"{label} {path}: no such file or folder")
+    result = build_all(load_probes("en"), data_dir=data_dir, wvs_csv=wvs)
+    target = out or answers_dir()
+    for answers in result.values():
+        answers.save(target)
+    total = sum(len(a.answers) for a in result.values())
+    typer.echo(f"wrote answers for {len(result)} countries ({total} probe answers) to {target}")
+
+
+@profiles_app.command("import-arora")
+def import_arora_cmd(
+    directory: Path = typer.Argument(..., help="Folder with the Arora et al. <language>.csv probe files."),
+    out: Path = typer.Option(Path("arora-probes"), "--out", help="Where to write the converted probe files."),
+) -> None:
+    """Convert the Arora et al. (2023) probe files to selfalign probes (bad rows are reported and skipped)."""
+    from ..arora import import_arora
+    from . import fail
+
+    if not directory.is_dir():
+        raise fail(f"{directory}: not a folder")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Arora et al. probes -> {out}")
+    for col in ("language", "kept", "skipped", "skipped ids (reason)"):
+        table.add_column(col)
+    for r in import_arora(directory, out):
+        reasons = {}
+        for pid, why in r.skipped:
+            reasons.setdefault(why, []).append(pid)
+        table.add_row(r.language, str(r.kept), str(len(r.skipped)),
+                      "; ".join(f"{why}: {' '.join(ids)}" for why, ids in reasons.items()))
+    Console().print(table)
+
+
+@profiles_app.command("probes")
+def probes_cmd(
+    language: str = typer.Option("en", "--language", "-l"),
+    country: Optional[str] = typer.Option(None, "--country", "-c", help="Also show this country's majority answers."),
+) -> None:
+    """Show the built-in probes of a language (and a country's answers)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..answers import answer_for, load_answers
+    from ..probes import load_probes
+
+    answers = load_answers(country) if country else None
+    table = Table(title=f"Probes ({language})" + (f" with answers of {answers.name}" if answers else ""))
+    for col in ("id", "category", "statement", "options") + (("majority", "shares", "source") if answers else ()):
+        table.add_column(col)
+    for p in load_probes(language):
+        row = [p.id, p.category, p.question, " / ".join(p.options)]
+        if answers:
+            a = answer_for(p, answers)
+            row += ([p.options[a.majority], "-" if a.shares is None else f"{a.shares[0]:.2f}/{a.shares[1]:.2f}",
+                     a.source] if a else ["-", "-", "-"])
+        table.add_row(*row)
+    Console().print(table)
