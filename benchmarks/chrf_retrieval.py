@@ -133,7 +133,7 @@ def main() -> None:
         table.add_row(f"{size:,}", f"{sb * 1e3:,.1f} ms", f"{sc * 1e6:,.0f} µs", f"{tk * 1e6:,.0f} µs",
                       f"{sb / tk:,.0f}x", f"{build:.2f} s", f"{max_diff:.1e}", f"{n_oracle:,}")
 
-    console = Console()
+    console = Console(width=160)
     console.print(table)
     for note in notes:
         console.print(note)

@@ -149,17 +149,18 @@ def _count_ngrams(sym: np.ndarray, rows: np.ndarray, remaining: np.ndarray, radi
 def _lookup(sym: np.ndarray, radix: int, key_tables: List[np.ndarray]) -> List[np.ndarray]:
     """Query side of ``_count_ngrams``: per order, the n-gram ids (-1 if not in the index)."""
     prefix = np.zeros(len(sym), np.int64)
-    known = sym >= 0
+    known = np.ones(len(sym), bool)  # is the (n-1)-gram prefix in the index
+    sym_known = sym >= 0
     out = []
     for n, table in enumerate(key_tables, 1):
-        m = len(sym) - n + 1
-        if m <= 0:
-            out.append(np.zeros(0, np.int64))
-            continue
+        m = max(len(sym) - n + 1, 0)
         keys = prefix[:m] * radix + sym[n - 1:]
-        pos = np.searchsorted(table, keys)
-        np.minimum(pos, len(table) - 1, out=pos)
-        known = known[:m] & known[n - 1:] & (table[pos] == keys) if len(table) else known[:m] & False
+        pos = np.minimum(np.searchsorted(table, keys), max(len(table) - 1, 0))
+        known = known[:m] & sym_known[n - 1:]
+        if len(table):
+            known &= table[pos] == keys
+        else:
+            known[:] = False
         prefix = np.where(known, pos, -1)
         out.append(prefix)
     return out
@@ -247,11 +248,20 @@ class ChrfIndex:
         """chrF++(query, statement) for every statement, as a float64 array."""
         n = self._n
         cols, q, n_hyp = self._query_columns(query)
-        start = self._indptr[cols]
-        length = self._indptr[cols + 1] - start
-        idx = np.repeat(start - (np.cumsum(length) - length), length) + np.arange(int(length.sum()))
-        hits = np.minimum(self._counts[idx], np.repeat(q, length))
-        matches = np.bincount(self._rows[idx], weights=hits, minlength=N_ORDERS * n).reshape(N_ORDERS, n)
+        start, stop = self._indptr[cols], self._indptr[cols + 1]
+        length = stop - start
+        total = int(length.sum())
+        if total > 64 * len(cols):
+            # Long columns (large index): slicing copies each once, cheaper than an index array.
+            parts = [slice(a, b) for a, b in zip(start.tolist(), stop.tolist())]
+            rows = np.concatenate([self._rows[p] for p in parts])
+            counts = np.concatenate([self._counts[p] for p in parts])
+        else:
+            # Short columns: one fancy-index gather beats a Python loop over them.
+            idx = np.repeat(start - (np.cumsum(length) - length), length) + np.arange(total)
+            rows, counts = self._rows[idx], self._counts[idx]
+        hits = np.minimum(counts, np.repeat(q, length))
+        matches = np.bincount(rows, weights=hits, minlength=N_ORDERS * n).reshape(N_ORDERS, n)
 
         # Same operations, in the same order, as sacrebleu's _compute_f_score.
         # Orders missing on either side contribute exactly 0 to the sums (0 matches / 1).

@@ -20,6 +20,7 @@ __all__ = ["DEFAULT_MODEL", "PROVIDER", "LocalLLM", "import_litellm", "register_
 
 PROVIDER = "local"
 DEFAULT_MODEL = f"{PROVIDER}/{EMBEDDED_MODEL}"
+_AHEAD = 8
 
 _register_lock = threading.Lock()
 _handler: "LocalLLM | None" = None
@@ -111,7 +112,7 @@ def _make_handler_class(litellm: Any) -> type:
             outs = lm.generate(prompt, n=n, should_stop=should_stop, **kw)
             model_response.choices = [
                 Choices(index=i, finish_reason=c.finish_reason,
-                        message=Message(role="assistant", content=c.text.lstrip()))
+                        message=Message(role="assistant", content=c.text.strip()))
                 for i, c in enumerate(outs)]
             model_response.created = int(time.time())
             model_response.model = f"{PROVIDER}/{model}"
@@ -128,19 +129,22 @@ def _make_handler_class(litellm: Any) -> type:
             if int(kw.get("n") or 1) != 1:
                 raise CustomLLMError(status_code=400, message="local provider streams only n=1")
             lm, prompt, kw = _prepare(model, messages, kw)
-            started = False
+            # Hold back whitespace until more text follows, so the streamed
+            # content equals the non-streamed (stripped) content.
+            started, pending = False, ""
             chunks = lm.stream_chunks(prompt, **kw)
             try:
                 for ch in chunks:
-                    text = ch.text
+                    text = pending + ch.text
                     if not started:
-                        # Base models continue "Assistant:" with a space; drop it.
                         text = text.lstrip()
                         started = bool(text)
+                    body = text.rstrip()
+                    pending = text[len(body):]
                     done = ch.finish_reason is not None
-                    if not text and not done:
+                    if not body and not done:
                         continue
-                    yield {"text": text, "tool_use": None, "is_finished": done,
+                    yield {"text": body, "tool_use": None, "is_finished": done,
                            "finish_reason": ch.finish_reason or "", "index": 0,
                            "usage": _usage(ch.prompt_tokens, ch.completion_tokens) if done else None}
             finally:
@@ -167,6 +171,9 @@ def _make_handler_class(litellm: Any) -> type:
             loop = asyncio.get_running_loop()
             queue: asyncio.Queue = asyncio.Queue()
             stop = threading.Event()
+            # The worker may run at most _AHEAD chunks ahead of the consumer, so
+            # a consumer that stops reading (without closing) also stops decoding.
+            credits = threading.Semaphore(_AHEAD)
             done = object()
 
             def put(item: Any) -> None:
@@ -179,9 +186,16 @@ def _make_handler_class(litellm: Any) -> type:
                 try:
                     gen = self._chunks(model, messages, optional_params)
                     try:
-                        for chunk in gen:
+                        while True:
+                            while not credits.acquire(timeout=0.05):
+                                if stop.is_set():
+                                    return
                             if stop.is_set():
-                                break
+                                return
+                            try:
+                                chunk = next(gen)
+                            except StopIteration:
+                                return
                             put(chunk)
                     finally:
                         gen.close()
@@ -194,6 +208,7 @@ def _make_handler_class(litellm: Any) -> type:
             try:
                 while True:
                     item = await queue.get()
+                    credits.release()
                     if item is done:
                         return
                     if isinstance(item, _Failure):

@@ -1,0 +1,34 @@
+"""selfalign: align any LLM with a country's (or a user's) values by in-context WVS demonstrations.
+
+The method is Self-Alignment (Choenni & Shutova, 2024): the k World Values Survey
+statements most similar to the user's message by chrF++ are completed with the chosen
+country's majority answer and prepended to the system message.
+"""
+
+from .aligner import Demonstration, SelfAligner, align
+from .chrf import ChrfIndex, chrf_pp
+from .countries import PAPER_PAIRS, resolve_country, resolve_language
+from .errors import (NoAnswersError, ProfileError, SelfAlignError, UnknownCountryError, UnknownLanguageError,
+                     UnknownStrategyError)
+from .probes import Probe, load_probes
+from .profile import Statement, ValueProfile
+from .strategies import register_strategy
+from .user_profile import load_user_profile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SelfAligner", "align", "Demonstration", "chrf_pp", "ChrfIndex", "Probe", "load_probes", "ValueProfile",
+    "Statement", "load_user_profile", "register_strategy", "resolve_country", "resolve_language", "PAPER_PAIRS",
+    "SelfAlignError", "UnknownCountryError", "UnknownLanguageError", "UnknownStrategyError", "ProfileError",
+    "NoAnswersError", "wrap_openai",
+]
+
+
+def __getattr__(name):
+    # The OpenAI wrapper needs the openai package (the `serve` extra): import it only when asked for.
+    if name == "wrap_openai":
+        from .wrappers import wrap_openai
+
+        return wrap_openai
+    raise AttributeError(name)
