@@ -23,6 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
+# CPU time of this process: everything here is single-threaded, and other jobs on a
+# shared machine then do not inflate either side of the comparison.
+clock = time.process_time
 sys.path.insert(0, str(ROOT))
 
 from middleware.chrf import ChrfIndex  # noqa: E402
@@ -76,9 +79,9 @@ def make_queries(by_lang: dict[str, list[str]], n: int, rng: random.Random) -> l
 def best_of(fn, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
 
 
@@ -90,25 +93,29 @@ def main() -> None:
     parser.add_argument("--oracle-max", type=int, default=10000,
                         help="score at most this many statements with sacrebleu per query; extrapolate the rest")
     parser.add_argument("--probe-dir", type=Path, default=ROOT.parent / "shared" / "data" / "arora-probes")
+    parser.add_argument("--lang", help="use only this probe file (e.g. de) instead of all languages")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     from sacrebleu.metrics import CHRF  # the oracle only; middleware never imports it
     oracle = CHRF(word_order=2)
     by_lang = load_probes(args.probe_dir)
+    if args.lang:
+        by_lang = {args.lang: by_lang[args.lang]}
     rng = random.Random(args.seed)
     queries = make_queries(by_lang, args.queries, rng)
 
     table = Table(title=f"chrF++ retrieval, {args.queries} queries, top_k k={args.k}")
     for col in ("statements", "sacrebleu / query", "ours scores() / query", "ours top_k / query",
-                "speed-up (top_k)", "index build", "max |diff|", "oracle scored"):
+                "speed-up (top_k)", "index build", "max |diff|", "oracle scored", "target met"):
         table.add_column(col, justify="right")
     notes = []
+    reps_small, reps_large = 20, 5
     for size in (int(s) for s in args.sizes.split(",")):
         corpus = make_corpus(by_lang, size, random.Random(args.seed + size))
-        t0 = time.perf_counter()
+        t0 = clock()
         index = ChrfIndex(corpus)
-        build = time.perf_counter() - t0
+        build = clock() - t0
 
         n_oracle = min(size, args.oracle_max)
         # Take the oracle subset spread over the corpus so it mixes probes and recombinations.
@@ -117,12 +124,12 @@ def main() -> None:
         ours_scores, ours_topk = 0.0, 0.0
         for q in queries:
             refs = [corpus[i] for i in subset]
-            t0 = time.perf_counter()
+            t0 = clock()
             ref_scores = np.array([oracle.sentence_score(q, [r]).score for r in refs])
-            sb_time += (time.perf_counter() - t0) * size / n_oracle
+            sb_time += (clock() - t0) * size / n_oracle
             ours = index.scores(q)
             max_diff = max(max_diff, float(np.abs(ours[subset] - ref_scores).max()))
-            reps = 20 if size <= 10000 else 5
+            reps = reps_small if size <= 10000 else reps_large
             ours_scores += best_of(lambda: index.scores(q), reps)
             ours_topk += best_of(lambda: index.top_k(q, args.k), reps)
         nq = len(queries)
@@ -130,13 +137,20 @@ def main() -> None:
         if n_oracle < size:
             notes.append(f"{size}: sacrebleu timed on {n_oracle} statements and extrapolated linearly "
                          f"(x{size / n_oracle:g}); max |diff| is over those {n_oracle}.")
+        target = {237: (100, None), 100000: (1000, 10.0)}.get(size)
+        met = "-"
+        if target:
+            met = "yes" if sb / tk >= target[0] and (target[1] is None or build < target[1]) else "NO"
         table.add_row(f"{size:,}", f"{sb * 1e3:,.1f} ms", f"{sc * 1e6:,.0f} µs", f"{tk * 1e6:,.0f} µs",
-                      f"{sb / tk:,.0f}x", f"{build:.2f} s", f"{max_diff:.1e}", f"{n_oracle:,}")
+                      f"{sb / tk:,.0f}x", f"{build:.2f} s", f"{max_diff:.1e}", f"{n_oracle:,}", met)
 
     console = Console(width=160)
     console.print(table)
     for note in notes:
         console.print(note)
+    console.print("Times are CPU seconds of this process (time.process_time). "
+                  f"ours: best of {reps_small} (<=10k) / {reps_large} (100k) runs per query; sacrebleu: one pass. "
+                  f"Corpus: probe sentences of {', '.join(sorted(by_lang))} + same-language word recombinations.")
     console.print("targets: >= 100x at 237, >= 1000x at 100k, 100k index build < 10 s")
 
 

@@ -7,7 +7,7 @@ as precision, so with the statement as reference a statement scores high when
 its n-grams are covered by the message.  This is the setup of Choenni &
 Shutova (2024), where the test probe is the query.
 
-``chrf_pp`` is a line-by-line port of sacrebleu 2.x (``metrics/chrf.py`` and
+``chrf_pp`` is a faithful port of sacrebleu 2.x (``metrics/chrf.py`` and
 ``metrics/helpers.py``) so it can be used without importing sacrebleu; the
 floating point operations are performed in the same order so scores are
 bit-identical.  ``ChrfIndex`` computes the same numbers for many references at
@@ -17,7 +17,7 @@ once from sparse n-gram count matrices.
 from __future__ import annotations
 
 from collections import Counter
-from itertools import count, repeat
+from itertools import chain, count
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -29,6 +29,8 @@ CHAR_ORDER = 6
 WORD_ORDER = 2
 N_ORDERS = CHAR_ORDER + WORD_ORDER
 BETA = 2
+# Share of statements from which an n-gram column is stored dense (see ChrfIndex.__init__).
+_DENSE_SHARE = 0.25
 _PUNCTS = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
@@ -59,7 +61,10 @@ def _ngram_counters(sent: str) -> List[Counter]:
 
 
 def _f_score(stats: List[int]) -> float:
-    """sacrebleu ``CHRF._compute_f_score`` with eps_smoothing=False (effective order)."""
+    """sacrebleu ``CHRF._compute_f_score`` with eps_smoothing=False (effective order).
+
+    sacrebleu's per-order eps terms only feed the eps_smoothing=True result, so they are left out.
+    """
     factor = BETA ** 2
     avg_prec, avg_rec = 0.0, 0.0
     effective_order = 0
@@ -128,7 +133,7 @@ def _rank(keys: np.ndarray, rows: np.ndarray):
 
 
 def _count_ngrams(sym: np.ndarray, rows: np.ndarray, remaining: np.ndarray, radix: int, max_order: int):
-    """Per order 1..max_order: sorted n-gram keys and CSC triplets over all statements.
+    """Yield, per order 1..max_order, sorted n-gram keys and CSC triplets over all statements.
 
     ``sym`` holds the symbols (char or word ids) of all statements back to
     back, ``remaining[p]`` how many symbols of its statement start at p.  An
@@ -137,45 +142,42 @@ def _count_ngrams(sym: np.ndarray, rows: np.ndarray, remaining: np.ndarray, radi
     way for a query.
     """
     prefix = np.zeros(len(sym), np.int64)
-    out = []
     for n in range(1, max_order + 1):
         start = np.flatnonzero(remaining >= n)
         ids, keys, col, row, cnt = _rank(prefix[start] * radix + sym[start + n - 1], rows[start])
         prefix[start] = ids
-        out.append((keys, col, row, cnt))
-    return out
+        yield keys, col, row, cnt
 
 
-def _lookup(sym: np.ndarray, radix: int, key_tables: List[np.ndarray]) -> List[np.ndarray]:
-    """Query side of ``_count_ngrams``: per order, the n-gram ids (-1 if not in the index)."""
+def _lookup(sym: np.ndarray, radix: int, key_tables: List[np.ndarray], col_base) -> List[np.ndarray]:
+    """Query side of ``_count_ngrams``: per order, the global column of each n-gram or -1.
+
+    Unknown symbols are ``radix - 1`` (never indexed) and unknown prefixes -1
+    (negative keys), so an unknown part can never produce a key in the table.
+    """
     prefix = np.zeros(len(sym), np.int64)
-    known = np.ones(len(sym), bool)  # is the (n-1)-gram prefix in the index
-    sym_known = sym >= 0
     out = []
-    for n, table in enumerate(key_tables, 1):
-        m = max(len(sym) - n + 1, 0)
-        keys = prefix[:m] * radix + sym[n - 1:]
-        pos = np.minimum(np.searchsorted(table, keys), max(len(table) - 1, 0))
-        known = known[:m] & sym_known[n - 1:]
-        if len(table):
-            known &= table[pos] == keys
-        else:
-            known[:] = False
-        prefix = np.where(known, pos, -1)
-        out.append(prefix)
+    for n, (table, base) in enumerate(zip(key_tables, col_base), 1):
+        keys = prefix[: max(len(sym) - n + 1, 0)] * radix + sym[n - 1:]
+        pos = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+        found = table[pos] == keys if len(table) else np.zeros(len(keys), bool)
+        prefix = np.where(found, pos, -1)
+        out.append(np.where(found, pos + base, -1))
     return out
 
 
 class ChrfIndex:
     """chrF++ of one query (hypothesis) against fixed statements (references), vectorised.
 
-    The reference side is one sparse count matrix in CSC layout with a column
-    per distinct n-gram (orders 1-6 chars, 1-2 words, each order a contiguous
-    block of columns) and a row per (order, statement): row ``o * n + i``.
-    Stacking the orders this way lets one gather over the query's columns and
-    one ``bincount`` produce the match counts of every order for every
-    statement.  N-grams are identified by integer keys (see ``_count_ngrams``)
-    rather than strings, which keeps building 100k statements to seconds.
+    The reference side is one count matrix with a column per distinct n-gram
+    (orders 1-6 chars, 1-2 words, each order a contiguous block of columns)
+    and a row per (order, statement): row ``o * n + i``.  Stacking the orders
+    this way lets one gather over the query's columns and one ``bincount``
+    produce the match counts of every order for every statement.  It is kept
+    as raw CSC arrays (``count_matrix()`` gives the scipy view), except for
+    columns common enough to be cheaper as dense rows.  N-grams are identified
+    by integer keys (see ``_count_ngrams``) rather than strings, which keeps
+    building 100k statements to seconds.
     """
 
     def __init__(self, statements: Sequence[str]):
@@ -205,43 +207,76 @@ class ChrfIndex:
             remaining = np.repeat(np.cumsum(seq_len), seq_len) - np.arange(len(rows))
             return rows, remaining
 
-        per_order = (_count_ngrams(char_ids, *per_symbol(char_len), len(self._alphabet), CHAR_ORDER)
-                     + _count_ngrams(word_ids, *per_symbol(word_len), len(self._word_ids), WORD_ORDER))
-        self._char_keys = [t[0] for t in per_order[:CHAR_ORDER]]
-        self._word_keys = [t[0] for t in per_order[CHAR_ORDER:]]
-        self._col_base = np.cumsum([0] + [len(t[0]) for t in per_order])
-        n_cols = int(self._col_base[-1])
-        cols = np.concatenate([t[1] + base for t, base in zip(per_order, self._col_base)])
-        self._indptr = np.zeros(n_cols + 1, np.int64)
-        np.cumsum(np.bincount(cols, minlength=n_cols), out=self._indptr[1:])
-        self._rows = np.concatenate([t[2] + o * n for o, t in enumerate(per_order)])
-        self._counts = np.concatenate([t[3] for t in per_order]).astype(np.float64)
+        orders = chain(_count_ngrams(char_ids, *per_symbol(char_len), len(self._alphabet) + 1, CHAR_ORDER),
+                       _count_ngrams(word_ids, *per_symbol(word_len), len(self._word_ids) + 1, WORD_ORDER))
+        # Every n-gram occurrence is at most one stored entry: fill preallocated
+        # arrays and shrink once instead of concatenating per-order pieces (peak memory).
+        n_grams = int(n_ref.sum())
+        self._rows = np.empty(n_grams, np.int64)
+        self._counts = np.empty(n_grams, np.float64)
+        col_nnz, self._key_tables, dense, dense_cols, nnz = [], [], [], [], 0
+        for o, (keys, col, row, cnt) in enumerate(orders):
+            base = sum(map(len, self._key_tables))
+            self._key_tables.append(keys)
+            nnz_col = np.bincount(col, minlength=len(keys))
+            # A column present in >= _DENSE_SHARE of the statements (common characters
+            # and bigrams) is cheaper as a dense uint16 row: a query then scans 2 bytes
+            # per statement instead of gathering and scattering 16-byte sparse entries.
+            top = np.maximum.reduceat(cnt, np.cumsum(nnz_col) - nnz_col) if len(cnt) else nnz_col
+            is_dense = (nnz_col >= _DENSE_SHARE * n) & (top <= 0xFFFF)
+            to_dense = is_dense[col]
+            block = np.zeros((int(is_dense.sum()), n), np.uint16)
+            block[(np.cumsum(is_dense) - 1)[col[to_dense]], row[to_dense]] = cnt[to_dense]
+            dense.append(block)
+            dense_cols.append(np.flatnonzero(is_dense) + base)
+            nnz_col[is_dense] = 0
+            col_nnz.append(nnz_col)
+            to_sparse = ~to_dense
+            m = int(to_sparse.sum())
+            np.add(row[to_sparse], o * n, out=self._rows[nnz:nnz + m])
+            self._counts[nnz:nnz + m] = cnt[to_sparse]
+            nnz += m
+        self._rows.resize(nnz, refcheck=False)
+        self._counts.resize(nnz, refcheck=False)
+        self._col_base = np.cumsum([0] + [len(k) for k in self._key_tables])
+        self._indptr = np.zeros(self._col_base[-1] + 1, np.int64)
+        np.cumsum(np.concatenate(col_nnz), out=self._indptr[1:])
+        self._dense = np.concatenate(dense)
+        self._dense_cols = np.concatenate(dense_cols)
+        self._dense_order = np.repeat(np.arange(N_ORDERS), [len(c) for c in dense_cols])
 
     def __len__(self) -> int:
         return self._n
 
-    @property
     def count_matrix(self) -> sp.csc_matrix:
-        """The (8 * n_statements) x vocabulary CSC count matrix (row ``order * n + statement``)."""
+        """All reference n-gram counts as one scipy CSC matrix, row ``order * n + statement``.
+
+        For inspection only; queries read the arrays behind it directly.
+        """
         shape = (N_ORDERS * self._n, len(self._indptr) - 1)
-        return sp.csc_matrix((self._counts, self._rows, self._indptr), shape=shape)
+        dense_row, stmt = np.nonzero(self._dense)
+        dense = sp.csc_matrix((self._dense[dense_row, stmt].astype(np.float64),
+                               (self._dense_order[dense_row] * self._n + stmt, self._dense_cols[dense_row])),
+                              shape=shape)
+        return (sp.csc_matrix((self._counts, self._rows, self._indptr), shape=shape) + dense).tocsc()
 
     def _query_columns(self, query: str):
         """Distinct known query n-gram columns, their query counts, and n_hyp per order."""
         line = "".join(query.split())
         cps = np.frombuffer(line.encode("utf-32-le", "surrogatepass"), np.uint32)
+        n_chars = len(self._alphabet)
         sym = np.searchsorted(self._alphabet, cps)
-        if len(self._alphabet):
-            sym[self._alphabet[np.minimum(sym, len(self._alphabet) - 1)] != cps] = -1
+        if n_chars:
+            sym[self._alphabet[np.minimum(sym, n_chars - 1)] != cps] = n_chars
         else:
-            sym[:] = -1
-        words = _words(query)
-        wsym = np.array([self._word_ids.get(w, -1) for w in words], np.int64)
-        ids = _lookup(sym.astype(np.int64), len(self._alphabet), self._char_keys)
-        ids += _lookup(wsym, len(self._word_ids), self._word_keys)
-        n_hyp = np.array([len(i) for i in ids], np.float64)
-        cols = np.concatenate([i[i >= 0] + base for i, base in zip(ids, self._col_base)])
-        cols, q = np.unique(cols, return_counts=True)
+            sym[:] = n_chars
+        n_words = len(self._word_ids)
+        wsym = np.array([self._word_ids.get(w, n_words) for w in _words(query)], np.int64)
+        cols = (_lookup(sym, n_chars + 1, self._key_tables[:CHAR_ORDER], self._col_base[:CHAR_ORDER])
+                + _lookup(wsym, n_words + 1, self._key_tables[CHAR_ORDER:], self._col_base[CHAR_ORDER:]))
+        n_hyp = np.array([len(c) for c in cols], np.float64)
+        cols = np.concatenate(cols)
+        cols, q = np.unique(cols[cols >= 0], return_counts=True)
         return cols, q.astype(np.float64), n_hyp
 
     def scores(self, query: str) -> np.ndarray:
@@ -249,9 +284,11 @@ class ChrfIndex:
         n = self._n
         cols, q, n_hyp = self._query_columns(query)
         start, stop = self._indptr[cols], self._indptr[cols + 1]
+        sparse = stop > start  # dense columns have no sparse entries
+        start, stop, q_sparse = start[sparse], stop[sparse], q[sparse]
         length = stop - start
         total = int(length.sum())
-        if total > 64 * len(cols):
+        if total > 64 * len(start):
             # Long columns (large index): slicing copies each once, cheaper than an index array.
             parts = [slice(a, b) for a, b in zip(start.tolist(), stop.tolist())]
             rows = np.concatenate([self._rows[p] for p in parts])
@@ -260,8 +297,19 @@ class ChrfIndex:
             # Short columns: one fancy-index gather beats a Python loop over them.
             idx = np.repeat(start - (np.cumsum(length) - length), length) + np.arange(total)
             rows, counts = self._rows[idx], self._counts[idx]
-        hits = np.minimum(counts, np.repeat(q, length))
+        hits = np.minimum(counts, np.repeat(q_sparse, length))
         matches = np.bincount(rows, weights=hits, minlength=N_ORDERS * n).reshape(N_ORDERS, n)
+
+        pos = np.minimum(np.searchsorted(self._dense_cols, cols), max(len(self._dense_cols) - 1, 0))
+        in_dense = self._dense_cols[pos] == cols if len(self._dense_cols) else np.zeros(len(cols), bool)
+        if in_dense.any():
+            pos, q_dense = pos[in_dense], np.minimum(q[in_dense], 0xFFFF).astype(np.uint16)
+            block = self._dense[pos]
+            np.minimum(block, q_dense[:, None], out=block)
+            order = self._dense_order[pos]
+            cut = np.flatnonzero(np.diff(order)) + 1
+            for a, b in zip([0, *cut.tolist()], [*cut.tolist(), len(order)]):
+                matches[order[a]] += block[a:b].sum(axis=0, dtype=np.int32)
 
         # Same operations, in the same order, as sacrebleu's _compute_f_score.
         # Orders missing on either side contribute exactly 0 to the sums (0 matches / 1).

@@ -76,8 +76,12 @@ def resolve_country(text: str) -> Country:
 
 
 def _country_message(text: object) -> str:
+    hint = ""
+    if isinstance(text, str) and text.strip().lower() in PAPER_PAIRS:
+        lang = text.strip().lower()
+        hint = f" ({lang!r} is the language code of {LANGUAGES[lang]}: did you mean {PAPER_PAIRS[lang]}?)"
     pairs = ", ".join(f"{a} ({LANGUAGES[l]})" for l, a in PAPER_PAIRS.items())
-    return (f"unknown country {text!r}: use an ISO code or English name, e.g. ro, ROU or Romania; "
+    return (f"unknown country {text!r}{hint}: use an ISO code or English name, e.g. ro, ROU or Romania; "
             f"countries with built-in profiles: {pairs}")
 
 
