@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 EMBEDDED_MODEL = "gemma-3-270m"
-_GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 # A conversion takes about a minute; temp dirs much older than that are debris
 # from a killed process, not a conversion still running elsewhere.
 _STALE_TMP_SECONDS = 3600

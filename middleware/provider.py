@@ -110,6 +110,8 @@ def _make_handler_class(litellm: Any) -> type:
             n = int(kw.get("n") or 1)
             lm, prompt, kw = _prepare(model, messages, kw)
             outs = lm.generate(prompt, n=n, should_stop=should_stop, **kw)
+            if model_response is None:
+                model_response = litellm.ModelResponse()
             model_response.choices = [
                 Choices(index=i, finish_reason=c.finish_reason,
                         message=Message(role="assistant", content=c.text.strip()))
@@ -188,7 +190,7 @@ def _make_handler_class(litellm: Any) -> type:
                     try:
                         while True:
                             while not credits.acquire(timeout=0.05):
-                                if stop.is_set():
+                                if stop.is_set() or loop.is_closed():
                                     return
                             if stop.is_set():
                                 return
