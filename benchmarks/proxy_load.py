@@ -1,0 +1,89 @@
+"""Load test: many mixed streaming / non-streaming requests through ``selfalign serve``.
+
+Counts errors (status other than 200, broken connections) and truncated streams (a
+stream without ``data: [DONE]`` or with an error event), checks that every answer is
+complete, and reads the server's resident memory before and after each batch: memory
+that keeps growing batch after batch would be a leak. All traffic is on 127.0.0.1.
+
+    python3 benchmarks/proxy_load.py [--requests 1000] [--concurrency 100] [--batches 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from proxy_overhead import (percentile, rss_mib, run_load, start_selfalign, start_upstream,  # noqa: E402
+                            stop)
+
+REPLY = "A reply long enough to arrive in several streamed chunks, one word at a time, as models do."
+
+
+def check(result, stream: bool) -> str | None:
+    """None if the answer is complete, else what is wrong with it."""
+    if result.error or result.status != 200:
+        return "error"
+    if not stream:
+        try:
+            content = json.loads(result.body)["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return "error"
+        return None if content == REPLY else "error"
+    events = [line[6:] for line in result.body.decode("utf-8", "replace").split("\n") if line.startswith("data: ")]
+    if not events or events[-1] != "[DONE]" or any('"error"' in e for e in events):
+        return "truncated"
+    text = "".join((json.loads(e)["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+                   for e in events[:-1])
+    return None if text == REPLY else "truncated"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="requests per batch")
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.02, help="upstream latency in seconds")
+    args = parser.parse_args()
+
+    up = proxy = None
+    try:
+        up, url = start_upstream(args.latency, reply=REPLY)
+        proxy, port = start_selfalign(url)
+        # Warm-up, so the first reading already includes imports, pools and caches.
+        asyncio.run(run_load(port, "/v1/chat/completions", 200, args.concurrency, stream_every=2))
+        rss = [rss_mib(proxy.pid)]
+        print(f"{args.batches} batches of {args.requests} requests (every 2nd streamed), concurrency "
+              f"{args.concurrency}, upstream latency {args.latency * 1000:.0f} ms")
+        print(f"{'batch':>5} {'errors':>6} {'truncated':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} {'RSS MiB':>8}")
+        total_errors = total_truncated = 0
+        for b in range(1, args.batches + 1):
+            started = time.perf_counter()
+            results = asyncio.run(run_load(port, "/v1/chat/completions", args.requests, args.concurrency,
+                                           stream_every=2))
+            elapsed = time.perf_counter() - started
+            problems = [check(r, r.stream) for r in results]
+            errors, truncated = problems.count("error"), problems.count("truncated")
+            total_errors += errors
+            total_truncated += truncated
+            rss.append(rss_mib(proxy.pid))
+            lat = [r.seconds for r in results]
+            print(f"{b:5d} {errors:6d} {truncated:9d} {percentile(lat, 50) * 1000:8.1f} "
+                  f"{percentile(lat, 99) * 1000:8.1f} {len(results) / elapsed:7.0f} {rss[-1]:8.1f}")
+        print(f"RSS before {rss[0]:.1f} MiB, after batch 1 {rss[1]:.1f} MiB, after batch {args.batches} "
+              f"{rss[-1]:.1f} MiB (growth after batch 1: {rss[-1] - rss[1]:+.1f} MiB)")
+        ok = total_errors == 0 and total_truncated == 0
+        print(f"errors {total_errors}, truncated streams {total_truncated}: {'ok' if ok else 'FAILED'}")
+        sys.exit(0 if ok else 1)
+    finally:
+        stop(proxy)
+        stop(up)
+
+
+if __name__ == "__main__":
+    main()

