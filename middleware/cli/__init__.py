@@ -15,7 +15,7 @@ app = typer.Typer(name="selfalign", no_args_is_help=True, add_completion=False, 
                   help="Align any LLM with a country's values by WVS self-alignment demonstrations.")
 
 # Modules that register commands; each is imported lazily-cheap (heavy imports happen inside commands).
-_COMMANDS = ["demos", "profiles"]
+_COMMANDS = ["demos", "profiles", "chat", "questionnaire", "eval", "serve"]
 for _name in _COMMANDS:
     importlib.import_module(f"{__name__}.{_name}").register(app)
 

@@ -1,0 +1,102 @@
+"""``selfalign eval``: reproduce the paper's probe experiments on any model (see middleware.eval)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    from ..provider import DEFAULT_MODEL
+
+    @app.command("eval")
+    def eval_(
+        model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Any litellm model (gpt-4o-mini, "
+                                  "hosted_vllm/NAME, ...) or local/NAME for an in-process model."),
+        language: Optional[str] = typer.Option(None, "--language", "-l", help="Probe language (default: the "
+                                               "country's paper language)."),
+        country: Optional[str] = typer.Option(None, "--country", "-c", help="Country whose majority answers are "
+                                              "the target (default: the language's paper country)."),
+        pairs: Optional[str] = typer.Option(None, "--pairs", help="'paper' (every paper pair with probes and "
+                                            "answers) or LANG-COUNTRY items, e.g. en-us,de-de."),
+        strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, "
+                                     "random-category, a comma-separated list, or all."),
+        samples: int = typer.Option(10, "--samples", "-n", help="Responses per prompt in sample mode."),
+        mode: Optional[str] = typer.Option(None, "--mode", help="sample (parse n sampled answers) or exact (option "
+                                           "log-probabilities). Default: exact for local/ models, else sample."),
+        probes: str = typer.Option("builtin", "--probes", help="builtin, or arora:DIR with Arora et al. <lang>.csv "
+                                   "files."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N test probes of each pair."),
+        shuffle_orders: bool = typer.Option(False, "--shuffle-orders", help="Also run reshuffled demonstration "
+                                            "orders (robustness)."),
+        orders: int = typer.Option(3, "--orders", help="How many reshuffles with --shuffle-orders."),
+        seed: int = typer.Option(0, "--seed", help="Seed for option order, random strategies, reshuffles, "
+                                 "sampling and the bootstrap."),
+        concurrency: int = typer.Option(8, "--concurrency", help="Concurrent requests to an API model."),
+        api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible server, "
+                                               "e.g. http://host:8000/v1 for vLLM."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write results.json, probes.csv, figures and "
+                                           "report.md here."),
+        cache: Optional[Path] = typer.Option(None, "--cache", help="SQLite response cache (default: the user "
+                                             "cache dir)."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
+        tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Change in p(majority) that still "
+                                                  "counts as unchanged (default 0.05)."),
+        misaligned_below: Optional[float] = typer.Option(None, "--misaligned-below", help="Zero-shot p(majority) "
+                                                         "below which a probe is misaligned (default 0.5 exact; "
+                                                         "sample: below 100%)."),
+        k: int = typer.Option(5, "--k", "-k", help="Demonstrations per prompt."),
+        max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Tokens per sampled answer (default: "
+                                                 "longest option + 4 locally, 32 for API models)."),
+        bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples for the CI (0: none)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables."),
+    ) -> None:
+        """Evaluate self-alignment on the WVS probes: Table 1 and Figures 2, 3, 7 and 8 of the paper, and more."""
+        from rich.console import Console
+
+        from ..errors import SelfAlignError
+        from ..eval import EvalConfig, print_tables, resolve_pairs, run_eval, strategies_arg, write_outputs
+        from . import fail
+
+        try:
+            pair_list, notes = resolve_pairs(language, country, pairs, probes)
+            if k < 1:
+                raise SelfAlignError("--k must be at least 1", param="k")
+            if concurrency < 1:
+                raise SelfAlignError("--concurrency must be at least 1", param="concurrency")
+            config = EvalConfig(model=model, pairs=pair_list, strategies=strategies_arg(strategy), mode=mode,
+                                samples=samples, probes=probes, limit=limit, shuffle_orders=shuffle_orders,
+                                orders=orders, seed=seed, k=k, concurrency=concurrency, api_base=api_base,
+                                cache=cache, use_cache=not no_cache, tolerance=tolerance,
+                                misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap)
+            if not config.model.startswith("local/"):
+                from ..provider import import_litellm
+
+                # litellm prints a banner of provider links on every failed call; our one-line error suffices.
+                import_litellm().suppress_debug_info = True
+            run = run_eval(config, progress=not quiet)
+        except SelfAlignError as e:
+            raise fail(str(e))
+        except FileNotFoundError as e:
+            raise fail(str(e))
+        except KeyboardInterrupt:
+            print("selfalign: interrupted; responses so far are cached: rerun the same command to resume",
+                  file=sys.stderr)
+            raise typer.Exit(130)
+        run.notes.extend(notes)
+        run.results["notes"] = list(run.notes)
+        # Piped output (a log file) gets a wide table rather than rich's 80-column default.
+        console = Console() if Console().is_terminal else Console(width=140)
+        if not quiet:
+            print_tables(run.results, console)
+            for n in notes:
+                Console(stderr=True).print(f"[dim]skipped {n}[/dim]")
+        if out is not None:
+            written = write_outputs(run, out)
+            if not quiet:
+                console.print(f"wrote {len(written)} files to {out}/ (report: {out / 'report.md'})")
