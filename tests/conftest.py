@@ -17,3 +17,12 @@ def shared_data() -> Path:
     if not (SHARED / "README.md").is_file():
         pytest.skip(f"public data not found at {SHARED} (see ../shared/data/README.md)")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    """A scripted OpenAI-compatible server on loopback (tests/fake_upstream.py), one per test module."""
+    from fake_upstream import FakeUpstream
+
+    with FakeUpstream() as up:
+        yield up

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from fake_upstream import DEFAULT_REPLY, FakeUpstream
+from fake_upstream import DEFAULT_REPLY
 from middleware.server import ServerConfig, ServerThread
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
@@ -16,12 +16,6 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
                                                           "properties": {"city": {"type": "string"}}}}}]
 QUESTION = "Should women have the same right to a job as men when jobs are scarce?"
 USER = [{"role": "user", "content": QUESTION}]
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as up:
-        yield up
 
 
 @pytest.fixture(autouse=True)

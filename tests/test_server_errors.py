@@ -9,17 +9,11 @@ import httpx
 import openai
 import pytest
 
-from fake_upstream import Fault, FakeUpstream
+from fake_upstream import Fault
 from middleware.server import ServerConfig, ServerThread
 
 USER = [{"role": "user", "content": "Is it justifiable to avoid paying a fare on public transport?"}]
 BODY = {"model": "m", "messages": USER}
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as up:
-        yield up
 
 
 @pytest.fixture(autouse=True)

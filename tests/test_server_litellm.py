@@ -8,18 +8,12 @@ import httpx
 import openai
 import pytest
 
-from fake_upstream import DEFAULT_REPLY, Fault, FakeUpstream
+from fake_upstream import DEFAULT_REPLY, Fault
 from middleware.server import ServerConfig, ServerThread
 
 USER = [{"role": "user", "content": "How important is religion in your life?"}]
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as up:
-        yield up
 
 
 @pytest.fixture(autouse=True)

@@ -6,17 +6,11 @@ import openai
 import pytest
 
 import middleware
-from fake_upstream import DEFAULT_REPLY, FakeUpstream
+from fake_upstream import DEFAULT_REPLY
 from middleware.errors import UnknownCountryError
 from middleware.wrappers import AlignedClient, wrap_openai
 
 USER = [{"role": "user", "content": "Do you think that homosexuality is ever justifiable?"}]
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    with FakeUpstream() as up:
-        yield up
 
 
 @pytest.fixture(autouse=True)
