@@ -23,6 +23,6 @@ def cache_dir() -> Path:
     """User cache (XDG): converted local models, evaluation caches."""
     env = os.environ.get("SELFALIGN_CACHE_DIR")
     if env:
-        return Path(env)
+        return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "selfalign"
+    return Path(base).expanduser() / "selfalign"

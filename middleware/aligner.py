@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ._messages import message_text
 from .countries import Country, default_language, resolve_country, resolve_language
 from .errors import SelfAlignError
 from .profile import ValueProfile, builtin_profile
@@ -31,17 +32,6 @@ class Demonstration:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def message_text(content: Any) -> str:
-    """Text of an OpenAI message content: a string, or a list of parts (text parts joined)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return str(content)
 
 
 class SelfAligner:

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
+from ._messages import message_text
+from ._paths import cache_dir
 
 __all__ = [
     "EMBEDDED_MODEL",
@@ -55,11 +57,7 @@ def _offline_env() -> None:
 
 def default_cache_dir() -> Path:
     """``$SELFALIGN_CACHE_DIR``, else ``$XDG_CACHE_HOME/selfalign``, else ``~/.cache/selfalign``."""
-    if os.environ.get("SELFALIGN_CACHE_DIR"):
-        return Path(os.environ["SELFALIGN_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "selfalign"
-    return Path.home() / ".cache" / "selfalign"
+    return cache_dir()
 
 
 @dataclass(frozen=True)
@@ -83,21 +81,6 @@ class StreamChunk:
 
 
 # --------------------------------------------------------------------------- chat formatting
-
-
-def message_text(content: Any) -> str:
-    """Text of an OpenAI message ``content``: a string, None, or a list of parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for part in content:
-        if isinstance(part, str):
-            parts.append(part)
-        elif isinstance(part, dict) and part.get("type", "text") == "text":
-            parts.append(str(part.get("text", "")))
-    return "\n".join(parts)
 
 
 def format_chat(messages: Sequence[dict], tokenizer: Any) -> tuple[str, list[str]]:
