@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 clock = time.process_time
 sys.path.insert(0, str(ROOT))
 
-from middleware.chrf import ChrfIndex  # noqa: E402
+from middleware.retrieval.chrf import ChrfIndex  # noqa: E402
 
 
 def load_probes(probe_dir: Path) -> dict[str, list[str]]:

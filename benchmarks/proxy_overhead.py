@@ -2,7 +2,7 @@
 
 An upstream with a fixed latency (tests/fake_upstream.py, 20 ms by default) is called
 directly, through ``selfalign serve``, and through LiteLLM Proxy running selfalign's
-pre-call hook (middleware.litellm_callback), at the same concurrency, with the same
+pre-call hook (middleware.integrations.litellm_callback), at the same concurrency, with the same
 chat requests. Added latency = a percentile through the proxy minus the same
 percentile direct. Everything runs on 127.0.0.1.
 

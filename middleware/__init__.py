@@ -5,15 +5,15 @@ statements most similar to the user's message by chrF++ are completed with the c
 country's majority answer and prepended to the system message.
 """
 
-from .aligner import Demonstration, SelfAligner, align
-from .chrf import ChrfIndex, chrf_pp
-from .countries import PAPER_PAIRS, resolve_country, resolve_language
+from .retrieval.aligner import Demonstration, SelfAligner, align
+from .retrieval.chrf import ChrfIndex, chrf_pp
+from .data.countries import PAPER_PAIRS, resolve_country, resolve_language
 from .errors import (NoAnswersError, ProfileError, SelfAlignError, UnknownCountryError, UnknownLanguageError,
                      UnknownStrategyError)
-from .probes import Probe, load_probes
-from .profile import Statement, ValueProfile
-from .strategies import register_strategy
-from .user_profile import load_user_profile
+from .data.probes import Probe, load_probes
+from .data.profile import Statement, ValueProfile
+from .retrieval.strategies import register_strategy
+from .data.user_profile import load_user_profile
 
 __version__ = "0.1.0"
 
@@ -28,7 +28,7 @@ __all__ = [
 def __getattr__(name):
     # The OpenAI wrapper needs the openai package (the `serve` extra): import it only when asked for.
     if name == "wrap_openai":
-        from .wrappers import wrap_openai
+        from .integrations.openai_client import wrap_openai
 
         return wrap_openai
     raise AttributeError(name)

@@ -20,7 +20,7 @@ _PROMPT_PLAIN = "you> "
 
 
 class ChatTerminal:
-    """Shows a :class:`~middleware.chat.ChatSession` on a terminal (rich) or a pipe (plain)."""
+    """Shows a :class:`~middleware.chat.session.ChatSession` on a terminal (rich) or a pipe (plain)."""
 
     def __init__(self, session, plain: bool, show_demos: bool = False, compare: bool = False,
                  out: TextIO | None = None, model: str = ""):
@@ -55,7 +55,7 @@ class ChatTerminal:
             self.console.print(f"error: {text}", style="bold red", markup=False)
 
     def demos(self, demos, title: str = "") -> None:
-        from ..chat import demos_plain, demos_table
+        from ..chat.session import demos_plain, demos_table
 
         if self.plain:
             self._write(f"demonstrations ({title}):\n" if title else "demonstrations:\n")
@@ -170,7 +170,7 @@ class ChatTerminal:
     # ------------------------------------------------------------------ loops
 
     def interactive(self) -> None:
-        from ..chat import ChatBackendError
+        from ..chat.session import ChatBackendError
 
         try:
             import readline  # noqa: F401  (line editing and history for input())
@@ -248,8 +248,8 @@ def register(app: typer.Typer) -> None:
 
         Interactive in a terminal; answers --message once, or each line piped on stdin.
         """
-        from ..chat import ChatSession, litellm_backend, preload_model
-        from ..provider import DEFAULT_MODEL
+        from ..chat.session import ChatSession, litellm_backend, preload_model
+        from ..models.provider import DEFAULT_MODEL
         from . import fail
 
         if compare and country is None and profile is None:

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
     ) -> None:
         """Show the WVS demonstrations selfalign would inject for TEXT."""
-        from ..aligner import SelfAligner
+        from ..retrieval.aligner import SelfAligner
 
         if country is None and profile is None:
             country = "us"

@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    from ..provider import DEFAULT_MODEL
+    from ..models.provider import DEFAULT_MODEL
 
     @app.command("eval")
     def eval_(
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
                                 misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap)
             if not config.model.startswith("local/"):
-                from ..provider import import_litellm
+                from ..models.provider import import_litellm
 
                 # litellm prints a banner of provider links on every failed call; our one-line error suffices.
                 import_litellm().suppress_debug_info = True

@@ -22,9 +22,9 @@ def list_(
     """Per country: how many probes have answers, and from which source."""
     import json
 
-    from ..answers import available_countries, load_answers
-    from ..countries import PAPER_PAIRS
-    from ..probes import available_languages, load_probes
+    from ..data.answers import available_countries, load_answers
+    from ..data.countries import PAPER_PAIRS
+    from ..data.probes import available_languages, load_probes
 
     n_probes = len(load_probes("en"))
     langs = {a3: l for l, a3 in PAPER_PAIRS.items()}
@@ -59,9 +59,9 @@ def build(
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write <ISO3>.json (default: the built-in answers)."),
 ) -> None:
     """Build country answers from survey figures (weighted shares, majorities, provenance)."""
-    from ..answers import answers_dir
-    from ..build import build_all
-    from ..probes import load_probes
+    from ..data.answers import answers_dir
+    from ..data.build import build_all
+    from ..data.probes import load_probes
     from . import fail
 
     for label, path in (("--wvs", wvs), ("--data-dir", data_dir)):
@@ -81,7 +81,7 @@ def import_arora_cmd(
     out: Path = typer.Option(Path("arora-probes"), "--out", help="Where to write the converted probe files."),
 ) -> None:
     """Convert the Arora et al. (2023) probe files to selfalign probes (bad rows are reported and skipped)."""
-    from ..arora import import_arora
+    from ..data.arora import import_arora
     from . import fail
 
     if not directory.is_dir():
@@ -110,8 +110,8 @@ def probes_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from ..answers import answer_for, load_answers
-    from ..probes import load_probes
+    from ..data.answers import answer_for, load_answers
+    from ..data.probes import load_probes
 
     answers = load_answers(country) if country else None
     table = Table(title=f"Probes ({language})" + (f" with answers of {answers.name}" if answers else ""))

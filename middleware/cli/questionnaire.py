@@ -177,10 +177,10 @@ def _existing_answers(path: Path, language: str) -> tuple[dict[str, int], str | 
     """Answers already in ``path`` (probe id -> 0/1) and its name, so a run continues a profile."""
     import yaml
 
-    from ..countries import resolve_language
+    from ..data.countries import resolve_language
     from ..errors import ProfileError
-    from ..probes import load_probes
-    from ..user_profile import load_user_profile
+    from ..data.probes import load_probes
+    from ..data.user_profile import load_user_profile
 
     load_user_profile(path)  # validates, with messages naming the file and entry
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -200,7 +200,7 @@ def _existing_answers(path: Path, language: str) -> tuple[dict[str, int], str | 
 
 def _save(path: Path, q: Questionnaire, all_probes: Sequence, language: str, name: str | None,
           view: _View) -> bool:
-    from ..user_profile import save_user_profile
+    from ..data.user_profile import save_user_profile
 
     if not q.answers:
         view.say(f"nothing answered; {path} not written")
@@ -231,8 +231,8 @@ def register(app: typer.Typer) -> None:
 
         Piped input works too: one answer per line.
         """
-        from ..countries import resolve_language
-        from ..probes import load_probes
+        from ..data.countries import resolve_language
+        from ..data.probes import load_probes
         from . import fail
 
         lang = resolve_language(language)

@@ -83,7 +83,7 @@ class Backend(ABC):
 
 
 class LocalBackend(Backend):
-    """An in-process model of :mod:`middleware.local_model`.
+    """An in-process model of :mod:`middleware.models.local_model`.
 
     Loaded on first use, so a fully cached run never loads it.
     """
@@ -103,7 +103,7 @@ class LocalBackend(Backend):
     @property
     def model(self) -> Any:
         if self._model is None:
-            from ..local_model import get_local_model
+            from ..models.local_model import get_local_model
 
             self._model = get_local_model(self.name[len(LOCAL_PREFIX):] or "gemma-3-270m", progress=self._progress)
             self._start = self._model.forward_passes
@@ -237,7 +237,7 @@ class LiteLLMBackend(Backend):
 
     def _acompletion(self) -> Callable:
         if self._completion is None:
-            from ..provider import import_litellm
+            from ..models.provider import import_litellm
 
             self._completion = import_litellm().acompletion
         return self._completion

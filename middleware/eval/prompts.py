@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..probes import Probe
+from ..data.probes import Probe
 
 __all__ = ["INSTRUCTION", "EvalPrompt", "option_order", "probe_block", "build_prompt", "reshuffle"]
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..aligner import SelfAligner
-from ..answers import CountryAnswer, answer_for, load_answers
-from ..countries import PAPER_PAIRS, Country, default_language, resolve_country, resolve_language
+from ..retrieval.aligner import SelfAligner
+from ..data.answers import CountryAnswer, answer_for, load_answers
+from ..data.countries import PAPER_PAIRS, Country, default_language, resolve_country, resolve_language
 from ..errors import NoAnswersError, ProfileError, SelfAlignError
-from ..probes import Probe, available_languages, load_probes
-from ..profile import Statement, ValueProfile, probe_key
-from ..strategies import get_strategy
+from ..data.probes import Probe, available_languages, load_probes
+from ..data.profile import Statement, ValueProfile, probe_key
+from ..retrieval.strategies import get_strategy
 from .backends import Backend, Request, get_backend, is_local
 from .cache import NullCache, ResponseCache, cache_key, default_cache_path
 from .metrics import normalize_logprobs, share_counts
@@ -242,7 +242,7 @@ def load_pair(language: str, country: str, probes: str = "builtin", limit: int |
     if d is None:
         all_probes = load_probes(language)
     else:
-        from ..arora import load_arora
+        from ..data.arora import load_arora
 
         path = d / f"{language}.csv"
         if not path.is_file():

@@ -74,7 +74,7 @@ class Proxy:
         gc.freeze()
 
     async def _load_local(self, upstreams: list) -> None:
-        from ..local_model import get_local_model
+        from ..models.local_model import get_local_model
 
         try:
             for up in upstreams:
@@ -245,8 +245,8 @@ class Proxy:
 
     def profiles_listing(self, request: Request) -> Response:
         self.authorize(request)
-        from ..answers import available_countries
-        from ..probes import available_languages
+        from ..data.answers import available_countries
+        from ..data.probes import available_languages
 
         d = self.default_key
         default = None if d is None else {"country": d.country, "language": d.language, "k": d.k,

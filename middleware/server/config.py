@@ -94,7 +94,7 @@ class Upstream:
 @dataclass(frozen=True)
 class ServerConfig:
     model: str = ""
-    """Default upstream; empty means the embedded local model (middleware.provider.DEFAULT_MODEL)."""
+    """Default upstream; empty means the embedded local model (middleware.models.provider.DEFAULT_MODEL)."""
     api_base: str | None = None
     upstream_api_key: str | None = field(default=None, repr=False)
     country: str | None = None
@@ -138,7 +138,7 @@ class ServerConfig:
     def default_model(self) -> str:
         if self.model:
             return self.model
-        from ..provider import DEFAULT_MODEL
+        from ..models.provider import DEFAULT_MODEL
 
         return DEFAULT_MODEL
 

@@ -14,11 +14,11 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
-from ..aligner import SelfAligner
-from ..countries import resolve_country, resolve_language
+from ..retrieval.aligner import SelfAligner
+from ..data.countries import resolve_country, resolve_language
 from ..errors import ProfileError
-from ..profile import ValueProfile
-from ..strategies import STRATEGIES
+from ..data.profile import ValueProfile
+from ..retrieval.strategies import STRATEGIES
 from .config import ServerConfig, Upstream
 from .errors import ProxyError, bad_request
 
@@ -65,7 +65,7 @@ class ProfileRegistry:
         if isinstance(source, ValueProfile):
             profile = source
         else:
-            from ..user_profile import load_user_profile
+            from ..data.user_profile import load_user_profile
 
             profile = load_user_profile(source)
             self._files[name] = Path(source)

@@ -237,7 +237,7 @@ class Forwarders:
 
 
 def _import_litellm() -> Any:
-    from ..provider import import_litellm
+    from ..models.provider import import_litellm
 
     litellm = import_litellm()
     litellm.suppress_debug_info = True  # no "Give Feedback" banners on stderr for every upstream error

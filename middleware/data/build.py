@@ -1,0 +1,250 @@
+"""Build country answers from survey figures.
+
+Four sources, each turned into per-probe :class:`CountryAnswer` objects:
+
+- ``wvs``: the WVS Wave 7 respondent file (weighted shares, any country in it);
+- ``wvs7-shares``: published answer shares per country and question (CultureSPA);
+- ``goqa``: GlobalOpinionQA rows, matched to WVS ids by question text (rapidfuzz), kept
+  only when the match is confident and the answer scale has the WVS number of codes;
+- ``wvs7-means``: country means of the "justifiable" items; a mean only says which
+  side the majority is on, so those answers carry no shares.
+
+:func:`merge` keeps, per country and probe, the answer of the highest-priority source.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .answers import SOURCE_PRIORITY, CountryAnswer, CountryAnswers
+from .countries import resolve_country
+from ..errors import SelfAlignError, UnknownCountryError
+from .probes import Probe
+
+__all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv", "merge", "build_all"]
+
+Answers = dict[str, dict[str, CountryAnswer]]  # alpha3 -> probe id -> answer
+
+
+def collapse(probe: Probe, code_shares: Mapping[int, float], source: str, n: float | None = None) -> CountryAnswer | None:
+    """Collapse a distribution over WVS codes into the probe's two options (None if no majority)."""
+    if probe.codes is None:
+        return None
+    s = [sum(code_shares.get(c, 0.0) for c in group) for group in probe.codes]
+    total = s[0] + s[1]
+    if total <= 0 or s[0] == s[1]:
+        return None
+    shares = (s[0] / total, s[1] / total)
+    return CountryAnswer(majority=0 if s[0] > s[1] else 1, shares=shares, source=source, rule=probe.rule(),
+                         n=None if n is None else round(n * total, 3))
+
+
+def _with_codes(probes: Iterable[Probe]) -> list[Probe]:
+    return [p for p in probes if p.codes is not None]
+
+
+def from_shares(path: Path, probes: Iterable[Probe]) -> Answers:
+    """``{ISO3: {"Q1": {"1": share, ...}}}`` as in wvs7-shares/proportions_group_by_country.json."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    out: Answers = {}
+    for country, questions in data.items():
+        alpha3 = resolve_country(country).alpha3
+        for p in _with_codes(probes):
+            dist = questions.get(p.wvs_id)
+            if dist:
+                a = collapse(p, {int(float(k)): float(v) for k, v in dist.items()}, "wvs7-shares")
+                if a:
+                    out.setdefault(alpha3, {})[p.id] = a
+    return out
+
+
+# The means file names items by their wording; these fragments identify the WVS ids.
+_MEAN_ITEMS = {
+    "claiming government benefits": "Q177", "avoiding a fare": "Q178", "stealing property": "Q179",
+    "cheating on taxes": "Q180", "accepting a bribe": "Q181", "homosexuality": "Q182", "prostitution": "Q183",
+    "abortion": "Q184", "divorce": "Q185", "sex before marriage": "Q186", "suicide": "Q187", "euthanasia": "Q188",
+    "beat his wife": "Q189", "parents beating children": "Q190", "violence against other people": "Q191",
+    "terrorism": "Q192", "casual sex": "Q193", "political violence": "Q194", "death penalty": "Q195",
+}
+
+
+def from_means(path: Path, probes: Iterable[Probe]) -> Answers:
+    """Country means rescaled to [-1, 1] (-1 = never justifiable): the sign gives the majority side."""
+    by_wvs = defaultdict(list)
+    for p in _with_codes(probes):
+        by_wvs[p.wvs_id].append(p)
+    out: Answers = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            qid = next((q for frag, q in _MEAN_ITEMS.items() if frag in row["question"].lower()), None)
+            if qid is None or not row.get("wvs_score"):
+                continue
+            score = float(row["wvs_score"])
+            if score == 0:
+                continue
+            alpha3 = resolve_country(row["country"]).alpha3
+            for p in by_wvs.get(qid, []):
+                # The scale runs 1 (never) .. 10 (always); the option holding code 10 is the "justifiable" side.
+                high = 0 if 10 in p.codes[0] else 1
+                out.setdefault(alpha3, {})[p.id] = CountryAnswer(
+                    majority=high if score > 0 else 1 - high, source="wvs7-means", derived_from="mean",
+                    rule=f"sign of the country mean on the 1-10 scale (wvs_score={score:+.3f})")
+    return out
+
+
+_MISSING = re.compile(r"don.?t know|no answer|missing|not asked|refused|not applicable|dk/|^other", re.I)
+
+
+def _goqa_candidates(questions_path: Path, codebook_path: Path, wvs_ids: set[str]) -> dict[str, tuple]:
+    texts: dict[str, list[str]] = defaultdict(list)
+    for q in json.loads(Path(questions_path).read_text(encoding="utf-8")):
+        if q["Q_id"] in wvs_ids:
+            texts[q["Q_id"]].append(q["question"])
+    codebook = json.loads(Path(codebook_path).read_text(encoding="utf-8"))
+    out = {}
+    for qid in wvs_ids:
+        entry = codebook.get(qid) or {}
+        choices = {int(c): lab for c, lab in entry.get("choices", {}).items() if int(c) >= 0}
+        codes = sorted(choices)
+        label = entry.get("question", "")
+        # Codebook labels read "Topic: item"; the item alone matches GOQA's last line best.
+        cands = texts.get(qid, []) + ([label, label.split(":", 1)[-1]] if label else [])
+        if cands and codes:
+            out[qid] = (cands, codes, [choices[c] for c in codes])
+    return out
+
+
+def _orient(labels: list[str], code_labels: list[str]) -> bool:
+    """True when a row lists its options in reverse code order (compared by label wording)."""
+    from rapidfuzz import fuzz
+
+    same = sum(fuzz.ratio(a.lower(), b.lower()) for a, b in zip(labels, code_labels))
+    rev = sum(fuzz.ratio(a.lower(), b.lower()) for a, b in zip(labels, reversed(code_labels)))
+    return rev > same
+
+
+def from_goqa(path: Path, probes: Iterable[Probe], questions_path: Path, codebook_path: Path,
+              min_score: float = 85.0, min_margin: float = 5.0) -> Answers:
+    """GlobalOpinionQA rows (no WVS ids) matched to WVS ids by question text; confident matches only."""
+    from rapidfuzz import fuzz
+
+    probes = _with_codes(probes)
+    wvs_ids = {p.wvs_id for p in probes}
+    candidates = _goqa_candidates(questions_path, codebook_path, wvs_ids)
+    best: dict[tuple[str, str], tuple[float, dict[int, float]]] = {}
+    for row in json.loads(Path(path).read_text(encoding="utf-8")):
+        if "non-national" in row["country"].lower():
+            continue
+        try:
+            alpha3 = resolve_country(row["country"]).alpha3
+        except UnknownCountryError:
+            continue
+        item = row["question"].strip().split("\n\n")[-1].strip()
+        kept = [(o, d) for o, d in zip(row["options"], row["distribution"]) if not _MISSING.search(str(o))]
+        scored = []
+        for qid, (cands, codes, code_labels) in candidates.items():
+            if len(codes) != len(kept):
+                continue
+            s = max(max(fuzz.token_set_ratio(item, c), fuzz.token_set_ratio(row["question"], c)) for c in cands)
+            scored.append((s, qid, codes, code_labels))
+        if not scored:
+            continue
+        scored.sort(key=lambda t: -t[0])
+        s, qid, codes, code_labels = scored[0]
+        if _orient([str(o) for o, _ in kept], code_labels):
+            codes = codes[::-1]
+        if s < min_score or (len(scored) > 1 and s - scored[1][0] < min_margin):
+            continue
+        key = (alpha3, qid)
+        if key not in best or s > best[key][0]:
+            best[key] = (s, {c: d for c, (_, d) in zip(codes, kept)})
+    out: Answers = {}
+    for (alpha3, qid), (_, dist) in best.items():
+        for p in probes:
+            if p.wvs_id == qid and (a := collapse(p, dist, "goqa")):
+                out.setdefault(alpha3, {})[p.id] = a
+    return out
+
+
+def from_wvs_csv(path: Path, probes: Iterable[Probe], country_column: str = "B_COUNTRY_ALPHA",
+                 weight_column: str = "W_WEIGHT") -> Answers:
+    """Weighted shares from the WVS Wave 7 respondent file; negative codes are missing."""
+    probes = _with_codes(probes)
+    sums: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = set(reader.fieldnames or [])
+        for col in (country_column, weight_column):
+            if col not in header:
+                raise SelfAlignError(f"{path}: column {col!r} is missing; expected the WVS Wave 7 layout "
+                                     f"({country_column}, {weight_column}, Q1..Q259)", param="wvs")
+        columns = sorted({p.wvs_id for p in probes} & header)
+        if not columns:
+            raise SelfAlignError(f"{path}: no question columns (Q1..Q259) found", param="wvs")
+        for line, row in enumerate(reader, start=2):
+            try:
+                w = float(row[weight_column] or 1.0)
+            except ValueError:
+                raise SelfAlignError(f"{path}:{line}: {weight_column} is not a number: {row[weight_column]!r}",
+                                     param="wvs") from None
+            country = row[country_column].strip()
+            for col in columns:
+                value = (row[col] or "").strip()
+                if not value:
+                    continue
+                try:
+                    code = int(float(value))
+                except ValueError:
+                    raise SelfAlignError(f"{path}:{line}: {col} is not an answer code: {value!r}", param="wvs") from None
+                if code >= 0:
+                    sums[country][col][code] += w
+    out: Answers = {}
+    for country, questions in sums.items():
+        alpha3 = resolve_country(country).alpha3
+        for p in probes:
+            counts = questions.get(p.wvs_id)
+            if not counts:
+                continue
+            total = sum(counts.values())
+            if (a := collapse(p, {c: v / total for c, v in counts.items()}, "wvs", n=total)):
+                out.setdefault(alpha3, {})[p.id] = a
+    return out
+
+
+def merge(*sources: Answers) -> dict[str, CountryAnswers]:
+    """Per country and probe, keep the answer from the highest-priority source."""
+    rank = {s: i for i, s in enumerate(SOURCE_PRIORITY)}
+    merged: dict[str, dict[str, CountryAnswer]] = defaultdict(dict)
+    for answers in sources:
+        for alpha3, by_probe in answers.items():
+            for pid, a in by_probe.items():
+                old = merged[alpha3].get(pid)
+                if old is None or rank.get(a.source, 99) < rank.get(old.source, 99):
+                    merged[alpha3][pid] = a
+    return {a3: CountryAnswers(country=a3, name=resolve_country(a3).name, answers=dict(v))
+            for a3, v in sorted(merged.items())}
+
+
+def build_all(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None) -> dict[str, CountryAnswers]:
+    """Every source that is given: ``data_dir`` in the layout of the project's shared data, and/or a WVS file."""
+    parts: list[Answers] = []
+    if wvs_csv is not None:
+        parts.append(from_wvs_csv(wvs_csv, probes))
+    if data_dir is not None:
+        d = Path(data_dir)
+        needed = [d / "wvs7-shares/proportions_group_by_country.json", d / "wvs7-ethics-means/wvs_w7_mcm.csv",
+                  d / "goqa-sample/eval.json", d / "wvs7-shares/wvs_questions.json", d / "wvs7-meta/codebook.json"]
+        for f in needed:
+            if not f.is_file():
+                raise SelfAlignError(f"{f} is missing: --data-dir must hold wvs7-shares/, wvs7-ethics-means/, "
+                                     "goqa-sample/ and wvs7-meta/", param="data_dir")
+        parts += [from_shares(needed[0], probes), from_goqa(needed[2], probes, needed[3], needed[4]),
+                  from_means(needed[1], probes)]
+    if not parts:
+        raise SelfAlignError("nothing to build from: give --data-dir DIR and/or --wvs FILE.csv", param="data_dir")
+    return merge(*parts)

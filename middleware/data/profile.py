@@ -1,0 +1,75 @@
+"""Value profiles: the statements an aligner draws its demonstrations from.
+
+A built-in profile is a language's probes completed with a country's majority answers.
+A user profile is a YAML/JSON file of statements or of answered probes (see
+:mod:`middleware.data.user_profile`). Either way the aligner sees one thing: a list of
+:class:`Statement` with a chrF++ index over their retrieval keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+from .answers import answer_for, load_answers, available_countries
+from ..retrieval.chrf import ChrfIndex
+from .countries import Country, LANGUAGES, resolve_country
+from ..errors import NoAnswersError
+from .probes import BLANK, load_probes
+
+__all__ = ["Statement", "ValueProfile", "builtin_profile"]
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    """The demonstration as injected, e.g. "I disagree that men make better political leaders than women do.\""""
+    key: str
+    """What an incoming message is compared with. For probes: the template without its blank,
+    so retrieval is the same for every country of a language and only the completion differs."""
+    probe_id: str | None = None
+    category: str = ""
+
+
+@dataclass
+class ValueProfile:
+    name: str
+    language: str
+    statements: list[Statement]
+    description: str = ""
+    subject: str = field(default="")
+    """Whose values these are, for the system message: "people in Romania", "the user"."""
+
+    @cached_property
+    def index(self) -> ChrfIndex:
+        return ChrfIndex([s.key for s in self.statements])
+
+    @cached_property
+    def categories(self) -> list[str]:
+        return [s.category for s in self.statements]
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+
+def probe_key(template: str) -> str:
+    return " ".join(template.replace(BLANK, " ").split())
+
+
+@lru_cache(maxsize=256)
+def builtin_profile(country: Country, language: str) -> ValueProfile:
+    """A language's probes completed with the country's majority answers (probes without figures are left out)."""
+    answers = load_answers(country)
+    statements = [Statement(text=p.fill(a.majority), key=probe_key(p.template), probe_id=p.id, category=p.category)
+                  for p in load_probes(language) if (a := answer_for(p, answers)) is not None]
+    if not statements:
+        have = ", ".join(available_countries()) or "none"
+        raise NoAnswersError(f"no survey answers for {country}: countries with answers are {have}")
+    return ValueProfile(name=f"{country.alpha3.lower()}-{language}", language=language, statements=statements,
+                        description=f"WVS Wave 7 majority answers of {country.name}, probes in {LANGUAGES[language]}",
+                        subject=f"people in {country.name}")
+
+
+def resolve_profile(country: str | Country, language: str) -> ValueProfile:
+    c = country if isinstance(country, Country) else resolve_country(country)
+    return builtin_profile(c, language)

@@ -1,0 +1,1 @@
+"""Integrations with existing chatbots: the OpenAI client wrapper and the LiteLLM Proxy callback."""
