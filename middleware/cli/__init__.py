@@ -20,6 +20,16 @@ for _name in _COMMANDS:
     importlib.import_module(f"{__name__}.{_name}").register(app)
 
 
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the warnings and log lines of "
+                                       "the libraries underneath (transformers, litellm, httpx, ...); "
+                                       "SELFALIGN_LOG=debug does the same.")) -> None:
+    """Align any LLM with a country's values by WVS self-alignment demonstrations."""
+    from .._quiet import quiet_dependencies
+
+    quiet_dependencies(verbose or None)
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print one line to stderr and exit: the CLI's only way to report bad input."""
     print(f"selfalign: error: {message}", file=sys.stderr)

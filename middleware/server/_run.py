@@ -31,6 +31,9 @@ _CONFIG_ENV = "SELFALIGN_SERVER_CONFIG"
 
 def configure_logging(level: str) -> None:
     """One line per record on stderr, for the CLI process and every worker."""
+    from .._quiet import quiet_dependencies
+
+    quiet_dependencies()  # each worker is an entry point of its own
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
