@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -15,11 +14,11 @@ from .._messages import message_text
 from ..data.countries import Country, default_language, resolve_country, resolve_language
 from ..errors import SelfAlignError
 from ..data.profile import ValueProfile, builtin_profile
+from ..options import DEFAULT_K, DEFAULT_STRATEGY, AlignOptions, is_off
 from .strategies import get_strategy
 
 __all__ = ["Demonstration", "SelfAligner", "align", "message_text"]
 
-DEFAULT_K = 5
 DEFAULT_HEADER = "The following statements reflect the values of {subject}. Let them guide your answer:"
 
 
@@ -42,7 +41,7 @@ class SelfAligner:
     """
 
     def __init__(self, country: str | Country | None = None, language: str | None = None, k: int = DEFAULT_K,
-                 strategy: str = "chrf", profile: ValueProfile | str | Path | None = None, seed: int | None = None,
+                 strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None, seed: int | None = None,
                  header: str = DEFAULT_HEADER):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise SelfAlignError(f"k must be a positive integer, got {k!r}", param="k")
@@ -75,7 +74,7 @@ class SelfAligner:
             return []
         statements = self.profile.statements
         # The message is the hypothesis, each statement a reference (see middleware.retrieval.chrf).
-        scores = self.profile.index.scores(text)
+        scores = self.profile.scores(text)
         allowed = np.ones(len(statements), dtype=bool)
         excluded = set(exclude)
         if excluded:
@@ -114,15 +113,21 @@ class SelfAligner:
         return out, demos
 
 
-@lru_cache(maxsize=128)
-def _cached(country: str | None, language: str | None, k: int, strategy: str, profile: str | None) -> SelfAligner:
-    return SelfAligner(country=country, language=language, k=k, strategy=strategy, profile=profile)
+def align(messages: Sequence[dict], **options: Any) -> list[dict]:
+    """Pure function form of :meth:`SelfAligner.align`: ``options`` are
+    :class:`~middleware.options.AlignOptions`' (country, language, k, strategy, profile; a profile may be
+    a file path here) and ``seed``. Aligners come from the cache the Python integrations share.
 
-
-def align(messages: Sequence[dict], country: str | None = None, language: str | None = None, k: int = DEFAULT_K,
-          strategy: str = "chrf", profile: str | Path | None = None) -> list[dict]:
-    """Pure function form of :meth:`SelfAligner.align` (aligners are cached per settings).
-
-    Random strategies draw from a shared generator here; use a seeded SelfAligner for reproducible draws.
+    Random strategies draw from the cached aligner's generator: give a seed for reproducible draws.
     """
-    return _cached(country, language, k, strategy, None if profile is None else str(profile)).align(messages)
+    from .cache import python_cache
+
+    seed = options.pop("seed", None)
+    cache = python_cache()
+    chosen = AlignOptions(**options)
+    key = cache.key(chosen)
+    if key is None:
+        if is_off(chosen.country):  # country="none": the messages as they are (a copy, like align's)
+            return copy.deepcopy(list(messages))
+        raise SelfAlignError("give a country (e.g. country='ro') or a profile", param="country")
+    return cache.get(key, seed).align(messages)
