@@ -29,7 +29,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable, Mapping
 
-from .errors import SelfAlignError
+from .errors import InputError
 
 __all__ = ["AlignOptions", "OFF_VALUES", "MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_STRATEGY", "OPTION_NAMES",
            "HEADER_PREFIX", "option", "parse", "parse_headers", "merge", "json_schema", "header_parameters",
@@ -129,17 +129,17 @@ def _check(f: dataclasses.Field, value: Any, where: str, python: bool = False) -
     if meta["kind"] == "int":
         lo, hi = meta["minimum"], meta["maximum"]
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise SelfAlignError(f"{name} must be an integer from {lo} to {hi}", param=name)
+            raise InputError(f"{name} must be an integer from {lo} to {hi}", param=name)
         return value
     if isinstance(value, str):
         value = value.strip() or None
         valid = meta["choices"]() if meta["choices"] is not None else None
         if value is not None and valid is not None and value not in valid:
-            raise SelfAlignError(f"unknown {name} {value!r}: valid values are {', '.join(valid)}", param=name)
+            raise InputError(f"unknown {name} {value!r}: valid values are {', '.join(valid)}", param=name)
         return value
     if python:  # Python callers may pass objects (a Country, a ValueProfile, a Path)
         return value
-    raise SelfAlignError(f"{name} must be a string", param=name)
+    raise InputError(f"{name} must be a string", param=name)
 
 
 def parse(raw: Any, where: str = "selfalign") -> dict[str, Any]:
@@ -150,10 +150,10 @@ def parse(raw: Any, where: str = "selfalign") -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise SelfAlignError(f"{where} must be an object with {', '.join(OPTION_NAMES)}", param=where)
+        raise InputError(f"{where} must be an object with {', '.join(OPTION_NAMES)}", param=where)
     unknown = set(raw) - set(OPTION_NAMES)
     if unknown:
-        raise SelfAlignError(f"unknown {where} field(s) {', '.join(sorted(map(str, unknown)))}; valid fields are "
+        raise InputError(f"unknown {where} field(s) {', '.join(sorted(map(str, unknown)))}; valid fields are "
                              f"{', '.join(OPTION_NAMES)}", param=where)
     out = {}
     for name, value in raw.items():

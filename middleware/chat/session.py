@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..retrieval.aligner import DEFAULT_K, Demonstration, SelfAligner
-from ..errors import SelfAlignError
+from ..errors import ChatBackendError, InputError, SelfAlignError
 
 __all__ = [
     "HELP",
-    "ChatBackendError",
     "ChatSession",
     "CommandResult",
     "Comparison",
@@ -45,12 +44,6 @@ HELP = """\
 Ctrl-C while an answer is streaming stops that answer and keeps the chat."""
 
 _COMMANDS = ("demos", "country", "profile", "reset", "help", "quit", "exit")
-
-
-class ChatBackendError(SelfAlignError):
-    """The model could not be called (missing API key, unknown model, provider error)."""
-
-    param = "model"
 
 
 @dataclass
@@ -111,7 +104,7 @@ class ChatSession:
         if country is not None or profile is not None:
             self.aligner = self._make_aligner(country, profile)
         elif align:
-            raise SelfAlignError("give a country (e.g. --country ro) or a profile file, or turn alignment off",
+            raise InputError("give a country (e.g. --country ro) or a profile file, or turn alignment off",
                                  param="country")
         self.history: list[dict] = []
         self.last_demonstrations: list[Demonstration] = []
@@ -153,7 +146,7 @@ class ChatSession:
         if not aligned:
             return messages, []
         if self.aligner is None:
-            raise SelfAlignError("alignment needs a country or a profile (/country XX or /profile FILE)",
+            raise InputError("alignment needs a country or a profile (/country XX or /profile FILE)",
                                  param="country")
         return self.aligner.align_with_demonstrations(messages)
 
@@ -213,7 +206,7 @@ class ChatSession:
         ``on_demos`` gets the aligned request's demonstrations before the first model call.
         """
         if self.aligner is None:
-            raise SelfAlignError("compare needs a country or a profile", param="country")
+            raise InputError("compare needs a country or a profile", param="country")
         requests = {"unaligned": self.request(text, False), "aligned": self.request(text, True)}
         if on_demos is not None:
             on_demos(requests["aligned"][1])

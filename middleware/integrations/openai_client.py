@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from ..errors import SelfAlignError
+from ..errors import InputError
 from ..options import OPTION_NAMES, PYTHON_ONLY, AlignOptions, is_off, merge
 from ..retrieval.aligner import SelfAligner
 from ..retrieval.cache import python_cache
@@ -37,13 +37,13 @@ class _Aligners:
         self._cache = python_cache()
         key = self._cache.key(self.options)
         if key is None and not is_off(self.options.country):
-            raise SelfAlignError("give a country (e.g. country='ro'), a profile, or country='none'",
+            raise InputError("give a country (e.g. country='ro'), a profile, or country='none'",
                                  param="country")
         self.default = None if key is None else self._cache.get(key, self.seed)
 
     def key(self, override: Any) -> tuple[AlignOptions, Any] | None:
         if not isinstance(override, Mapping) or set(override) - set(_ACCEPTED):
-            raise SelfAlignError(f"selfalign must be a dict with keys among {', '.join(_ACCEPTED)}",
+            raise InputError(f"selfalign must be a dict with keys among {', '.join(_ACCEPTED)}",
                                  param="selfalign")
         layer = {k: v for k, v in override.items() if k not in PYTHON_ONLY}
         key = self._cache.key(merge(layer, defaults=self.options.options()))

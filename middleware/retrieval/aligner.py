@@ -12,7 +12,7 @@ import numpy as np
 
 from .._messages import message_text
 from ..data.countries import Country, default_language, resolve_country, resolve_language
-from ..errors import SelfAlignError
+from ..errors import InputError
 from ..data.profile import ValueProfile, builtin_profile
 from ..options import DEFAULT_K, DEFAULT_STRATEGY, AlignOptions, is_off
 from .strategies import get_strategy
@@ -44,7 +44,7 @@ class SelfAligner:
                  strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None, seed: int | None = None,
                  header: str = DEFAULT_HEADER):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise SelfAlignError(f"k must be a positive integer, got {k!r}", param="k")
+            raise InputError(f"k must be a positive integer, got {k!r}", param="k")
         self.k = k
         self.strategy_name = strategy
         self._strategy = get_strategy(strategy)
@@ -59,7 +59,7 @@ class SelfAligner:
             self.profile = profile
         else:
             if self.country is None:
-                raise SelfAlignError("give a country (e.g. country='ro') or a profile", param="country")
+                raise InputError("give a country (e.g. country='ro') or a profile", param="country")
             lang = resolve_language(language) if language else default_language(self.country)
             self.profile = builtin_profile(self.country, lang)
         self.language = self.profile.language
@@ -93,7 +93,7 @@ class SelfAligner:
 
     def align_with_demonstrations(self, messages: Sequence[dict]) -> tuple[list[dict], list[Demonstration]]:
         if not isinstance(messages, (list, tuple)) or not all(isinstance(m, dict) for m in messages):
-            raise SelfAlignError("messages must be a list of {'role': ..., 'content': ...} objects", param="messages")
+            raise InputError("messages must be a list of {'role': ..., 'content': ...} objects", param="messages")
         out = copy.deepcopy(list(messages))
         query = next((message_text(m.get("content")) for m in reversed(out) if m.get("role") == "user"), "")
         demos = self.demonstrations(query)
@@ -129,5 +129,5 @@ def align(messages: Sequence[dict], **options: Any) -> list[dict]:
     if key is None:
         if is_off(chosen.country):  # country="none": the messages as they are (a copy, like align's)
             return copy.deepcopy(list(messages))
-        raise SelfAlignError("give a country (e.g. country='ro') or a profile", param="country")
+        raise InputError("give a country (e.g. country='ro') or a profile", param="country")
     return cache.get(key, seed).align(messages)

@@ -10,7 +10,8 @@
 from ._run import ServerThread, run
 from .app import create_app
 from .config import ServerConfig, Upstream, load_config
-from .errors import ConfigError, ProxyError
+from ..errors import ConfigError
+from .errors import ProxyError
 
 __all__ = ["create_app", "run", "ServerThread", "ServerConfig", "Upstream", "load_config", "ConfigError",
            "ProxyError"]

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import SelfAlignError
+from ..errors import ConfigError, SelfAlignError
 from ..options import AlignOptions
-from .errors import ConfigError
 
 __all__ = ["ServerConfig", "Upstream", "load_config", "OPENAI_COMPATIBLE", "DEFAULT_MAX_BODY_BYTES"]
 
