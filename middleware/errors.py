@@ -49,14 +49,20 @@ class InputError(SelfAlignError, ValueError):
 
 
 class UnknownCountryError(InputError):
+    """No country by that ISO code or name; the message suggests close matches."""
+
     param = "country"
 
 
 class UnknownLanguageError(InputError):
+    """Not one of the probe languages; the message lists them."""
+
     param = "language"
 
 
 class UnknownStrategyError(InputError):
+    """No demonstration strategy registered under that name; the message lists them."""
+
     param = "strategy"
 
 

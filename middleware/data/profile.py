@@ -26,6 +26,8 @@ __all__ = ["Statement", "ValueProfile", "builtin_profile", "shared_index"]
 
 @dataclass(frozen=True)
 class Statement:
+    """A completed value statement and the key a message is compared with."""
+
     text: str
     """The demonstration as injected, e.g. "I disagree that men make better political leaders than women do.\""""
     key: str
@@ -37,6 +39,8 @@ class Statement:
 
 @dataclass
 class ValueProfile:
+    """The statements an aligner draws from: a country's majority answers, or a user's own."""
+
     name: str
     language: str
     statements: list[Statement]

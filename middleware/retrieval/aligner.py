@@ -24,6 +24,8 @@ DEFAULT_HEADER = "The following statements reflect the values of {subject}. Let 
 
 @dataclass(frozen=True)
 class Demonstration:
+    """One injected statement: its text, its chrF++ score against the message, its probe and category."""
+
     text: str
     score: float
     probe_id: str | None

@@ -316,7 +316,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         finally:
             await proxy.close()
 
-    app = FastAPI(title="selfalign proxy", version="0.1.0", lifespan=lifespan,
+    from .. import __version__
+
+    app = FastAPI(title="selfalign proxy", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible chat proxy that prepends a country's World Values Survey "
                               "demonstrations (Self-Alignment, Choenni & Shutova 2024) to the system message.")
     app.state.proxy = proxy
