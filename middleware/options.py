@@ -90,11 +90,6 @@ class AlignOptions:
             if checked is not value:
                 object.__setattr__(self, f.name, checked)
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "AlignOptions":
-        """The options among ``values`` (other keys, e.g. a server config's, are ignored); unset ones default."""
-        return cls(**{name: values[name] for name in OPTION_NAMES if values.get(name) is not None})
-
     def options(self) -> dict[str, Any]:
         """The option values by name (also for a subclass such as ServerConfig: only the options)."""
         return {name: getattr(self, name) for name in OPTION_NAMES}

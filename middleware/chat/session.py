@@ -88,12 +88,15 @@ class ChatSession:
     each turn sends ``[system] + history + [user]`` with the k demonstrations for
     the new user message put in the system message. With ``align=False`` the
     request goes out unchanged (the aligner is still kept for ``compare``).
+
+    The settings are checked at construction; ``complete`` (the model backend) may
+    be given later as ``session.complete = ...``, so bad settings fail before a slow set-up.
     """
 
-    def __init__(self, complete: Complete, country: str | None = None, language: str | None = None,
+    def __init__(self, complete: Complete | None, country: str | None = None, language: str | None = None,
                  k: int = DEFAULT_K, strategy: str = "chrf", profile: str | Path | None = None,
                  align: bool = True, seed: int | None = None, system: str | None = None):
-        self._complete = complete
+        self.complete = complete
         self.language = language
         self.k = k
         self.strategy = strategy
@@ -157,7 +160,7 @@ class ChatSession:
         interrupted = False
         stream = None
         try:
-            stream = iter(self._complete(messages, stream=True))
+            stream = iter(self.complete(messages, stream=True))
             for delta in stream:
                 if delta:
                     parts.append(delta)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .answers import answer_for, load_answers, available_countries
 from ..retrieval.chrf import ChrfIndex
-from .countries import Country, LANGUAGES, resolve_country
+from .countries import Country, LANGUAGES
 from ..errors import NoAnswersError
 from .probes import BLANK, load_probes
 
@@ -109,8 +109,3 @@ def builtin_profile(country: Country, language: str) -> ValueProfile:
                         description=f"WVS Wave 7 majority answers of {country.name}, probes in {LANGUAGES[language]}",
                         subject=f"people in {country.name}",
                         shared_keys=tuple(probe_key(p.template) for p in probes), shared_rows=tuple(rows))
-
-
-def resolve_profile(country: str | Country, language: str) -> ValueProfile:
-    c = country if isinstance(country, Country) else resolve_country(country)
-    return builtin_profile(c, language)

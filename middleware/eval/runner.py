@@ -331,6 +331,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool 
         values = cache.get_many(requests)
         todo = [r for k, r in requests.items() if k not in values]
         cached = len(requests) - len(todo)
+        bar: _Bar | None = None  # made once the backend is prepared (loading a model can take a while)
 
         def on_result(req: Request, value: Any) -> None:
             values[req.key] = value
