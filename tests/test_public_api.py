@@ -6,6 +6,7 @@ import importlib
 import inspect
 
 import middleware
+from conftest import ROOT
 
 
 def _documented(name: str, value: object) -> bool:
@@ -15,12 +16,15 @@ def _documented(name: str, value: object) -> bool:
 
 
 def test_exported_members():
+    docs = "".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
     assert len(middleware.__all__) == len(set(middleware.__all__))
     for name in middleware.__all__:
         value = getattr(middleware, name)  # importable (wrap_openai is imported on first use)
         if inspect.isclass(value) or inspect.isroutine(value) or callable(value):
             assert _documented(name, value), f"middleware.{name} has no docstring"
             assert getattr(value, "__module__", "").startswith("middleware."), name
+        else:  # a constant: documented in the README or the docs
+            assert f"middleware.{name}" in docs, f"middleware.{name} is not documented"
     namespace: dict = {}
     exec("from middleware import *", namespace)
     assert set(middleware.__all__) <= set(namespace)
