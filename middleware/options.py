@@ -48,11 +48,12 @@ PYTHON_ONLY = ("seed",)
 
 
 def option(default: Any = None, *, kind: str = "text", description: str = "", examples: tuple = (),
-           minimum: int | None = None, maximum: int | None = None, choices: Callable[[], Iterable[str]] | None = None,
+           minimum: float | None = None, maximum: float | None = None, choices: Callable[[], Iterable[str]] | None = None,
            header: bool = False, env: bool = False) -> Any:
     """A field of :class:`AlignOptions`.
 
-    ``kind`` is "text" (a string; blank means unset) or "int" (bounded by minimum/maximum).
+    ``kind`` is "text" (a string; blank means unset), "int" or "number" (bounded by minimum/maximum
+    when given).
     ``choices`` returns the valid values when asked (a registry plugins may add to).
     ``header``: requests may also set it with ``X-SelfAlign-<Name>``; ``env``: the LiteLLM
     callback falls back to ``$SELFALIGN_<NAME>``.
@@ -121,10 +122,15 @@ def _check(f: dataclasses.Field, value: Any, where: str, python: bool = False) -
         return None
     name = f"{where}{f.name}"
     meta = f.metadata
-    if meta["kind"] == "int":
+    if meta["kind"] in ("int", "number"):
         lo, hi = meta["minimum"], meta["maximum"]
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise InputError(f"{name} must be an integer from {lo} to {hi}", param=name)
+        kinds = int if meta["kind"] == "int" else (int, float)
+        if (not isinstance(value, kinds) or isinstance(value, bool) or (lo is not None and value < lo)
+                or (hi is not None and value > hi)):
+            what = "an integer" if meta["kind"] == "int" else "a number"
+            bounds = (f" from {lo} to {hi}" if lo is not None and hi is not None else
+                      f" of at least {lo}" if lo is not None else f" of at most {hi}" if hi is not None else "")
+            raise InputError(f"{name} must be {what}{bounds}", param=name)
         return value
     if isinstance(value, str):
         value = value.strip() or None
@@ -201,7 +207,7 @@ def json_schema() -> dict:
     properties = {}
     for f in _option_fields():
         meta = f.metadata
-        prop: dict[str, Any] = {"type": "integer" if meta["kind"] == "int" else "string"}
+        prop: dict[str, Any] = {"type": {"int": "integer", "number": "number"}.get(meta["kind"], "string")}
         if meta["minimum"] is not None:
             prop["minimum"] = meta["minimum"]
         if meta["maximum"] is not None:
