@@ -33,7 +33,7 @@ from .errors import InputError
 
 __all__ = ["AlignOptions", "OFF_VALUES", "MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_STRATEGY", "OPTION_NAMES",
            "HEADER_PREFIX", "option", "parse", "parse_headers", "merge", "json_schema", "header_parameters",
-           "is_off", "PYTHON_ONLY"]
+           "is_off", "env_names", "PYTHON_ONLY"]
 
 OFF_VALUES = frozenset({"none", "off"})
 """Country values that turn alignment off for a request."""
@@ -48,8 +48,8 @@ PYTHON_ONLY = ("seed",)
 
 
 def option(default: Any = None, *, kind: str = "text", description: str = "", examples: tuple = (),
-           minimum: float | None = None, maximum: float | None = None, choices: Callable[[], Iterable[str]] | None = None,
-           header: bool = False, env: bool = False) -> Any:
+           minimum: float | None = None, maximum: float | None = None,
+           choices: Callable[[], Iterable[str]] | None = None, header: bool = False, env: bool = False) -> Any:
     """A field of :class:`AlignOptions`.
 
     ``kind`` is "text" (a string; blank means unset), "int" or "number" (bounded by minimum/maximum
@@ -80,7 +80,7 @@ class AlignOptions:
                                  header=True)
     k: int = option(DEFAULT_K, kind="int", description="Number of demonstrations.", minimum=MIN_K, maximum=MAX_K)
     strategy: str = option(DEFAULT_STRATEGY, kind="text", description="How demonstrations are picked.",
-                           examples=("chrf", "chrf-category", "random", "random-category"), choices=_strategies)
+                           choices=_strategies)
 
     def __post_init__(self) -> None:
         for f in _option_fields(type(self)):
@@ -214,8 +214,9 @@ def json_schema() -> dict:
             prop["maximum"] = meta["maximum"]
         if meta["description"]:
             prop["description"] = meta["description"]
-        if meta["examples"]:
-            prop["examples"] = list(meta["examples"])
+        examples = meta["examples"] or (tuple(meta["choices"]()) if meta["choices"] is not None else ())
+        if examples:
+            prop["examples"] = list(examples)
         properties[f.name] = prop
     return {"type": "object",
             "description": "Per-request alignment choices (OpenAI SDK: extra_body={'selfalign': {...}}); "

@@ -43,8 +43,8 @@ class SelfAligner:
     """
 
     def __init__(self, country: str | Country | None = None, language: str | None = None, k: int = DEFAULT_K,
-                 strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None, seed: int | None = None,
-                 header: str = DEFAULT_HEADER):
+                 strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None,
+                 seed: int | None = None, header: str = DEFAULT_HEADER):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}", param="k")
         self.k = k
