@@ -5,6 +5,11 @@ stream without ``data: [DONE]`` or with an error event), checks that every answe
 complete, and reads the server's resident memory before and after each batch: memory
 that keeps growing batch after batch would be a leak. All traffic is on 127.0.0.1.
 
+Then the same number of requests with fixed and with varied selections, side by side:
+fixed = every request uses the server's default (Romania); varied = each request sends its
+own ``selfalign`` object, cycling through more country/k/strategy combinations than the
+requests of a pass (so every request of the first pass asks for an aligner never built).
+
     python3 benchmarks/proxy_load.py [--requests 1000] [--concurrency 100] [--batches 3]
 """
 
@@ -19,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from proxy_overhead import (percentile, rss_mib, run_load, start_selfalign, start_upstream,  # noqa: E402
-                            stop)
+from proxy_overhead import (QUESTIONS, percentile, rss_mib, run_load, start_selfalign,  # noqa: E402
+                            start_upstream, stop)
 
 REPLY = "A reply long enough to arrive in several streamed chunks, one word at a time, as models do."
 
@@ -41,6 +46,53 @@ def check(result, stream: bool) -> str | None:
     text = "".join((json.loads(e)["choices"] or [{}])[0].get("delta", {}).get("content") or ""
                    for e in events[:-1])
     return None if text == REPLY else "truncated"
+
+
+STRATEGIES = ("chrf", "chrf-category", "random", "random-category")
+
+
+def varied_selections(ks: range = range(1, 11)) -> list[dict]:
+    """Every country with answers x k x strategy, in a fixed shuffled order."""
+    import random
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from middleware.data.answers import available_countries
+
+    combos = [{"country": c, "language": "en", "k": k, "strategy": s}
+              for c in available_countries() for k in ks for s in STRATEGIES]
+    random.Random(0).shuffle(combos)
+    return combos
+
+
+def body_with(selections: list[dict] | None):
+    def body(i: int, stream: bool) -> bytes:
+        payload = {"model": "fake", "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
+                   "max_tokens": 64, "stream": stream}
+        if selections:
+            payload["selfalign"] = selections[i % len(selections)]
+        return json.dumps(payload).encode()
+
+    return body
+
+
+def compare_selections(port: int, n: int, concurrency: int) -> bool:
+    """Fixed vs varied selections, one pass each (varied twice: cold, then again), on the same server."""
+    combos = varied_selections()
+    print(f"\nselections, {n} requests each, concurrency {concurrency}; varied cycles through {len(combos)} "
+          f"country/k/strategy combinations")
+    print(f"{'selection':>14} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}")
+    ok = True
+    for name, selections in (("fixed", None), ("varied (cold)", combos), ("varied (again)", combos)):
+        started = time.perf_counter()
+        results = asyncio.run(run_load(port, "/v1/chat/completions", n, concurrency, stream_every=2,
+                                       body_for=body_with(selections)))
+        elapsed = time.perf_counter() - started
+        errors = sum(r.error is not None or r.status != 200 for r in results)
+        ok &= errors == 0
+        lat = [r.seconds for r in results]
+        print(f"{name:>14} {errors:6d} {percentile(lat, 50) * 1000:8.1f} {percentile(lat, 99) * 1000:8.1f} "
+              f"{len(results) / elapsed:7.0f}")
+    return ok
 
 
 def main() -> None:
@@ -79,6 +131,7 @@ def main() -> None:
               f"{rss[-1]:.1f} MiB (growth after batch 1: {rss[-1] - rss[1]:+.1f} MiB)")
         ok = total_errors == 0 and total_truncated == 0
         print(f"errors {total_errors}, truncated streams {total_truncated}: {'ok' if ok else 'FAILED'}")
+        ok &= compare_selections(port, args.requests, args.concurrency)
         sys.exit(0 if ok else 1)
     finally:
         stop(proxy)

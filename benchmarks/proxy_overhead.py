@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'selfalign'; from middleware.cli import main; main()"]
@@ -207,8 +208,11 @@ def chat_body(i: int, model: str = "fake", stream: bool = False, max_tokens: int
 
 
 async def run_load(port: int, path: str, n: int, concurrency: int, headers: dict[str, str] | None = None,
-                   stream_every: int = 0, timeout: float = 60) -> list[Result]:
-    """n requests from `concurrency` closed-loop workers, each on its own keep-alive connection."""
+                   stream_every: int = 0, timeout: float = 60,
+                   body_for: Callable[[int, bool], bytes] | None = None) -> list[Result]:
+    """n requests from `concurrency` closed-loop workers, each on its own keep-alive connection.
+
+    ``body_for(i, stream)`` makes request i's body (default: :func:`chat_body`)."""
     results: list[Result] = []
     counter = iter(range(n))
     headers = headers or {}
@@ -218,7 +222,7 @@ async def run_load(port: int, path: str, n: int, concurrency: int, headers: dict
         try:
             for i in counter:
                 stream = bool(stream_every) and i % stream_every == 0
-                body = chat_body(i, stream=stream)
+                body = body_for(i, stream) if body_for is not None else chat_body(i, stream=stream)
                 started = time.perf_counter()
                 try:
                     status, data = await asyncio.wait_for(conn.request(path, body, headers), timeout)

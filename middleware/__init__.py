@@ -8,20 +8,21 @@ country's majority answer and prepended to the system message.
 from .retrieval.aligner import Demonstration, SelfAligner, align
 from .retrieval.chrf import ChrfIndex, chrf_pp
 from .data.countries import PAPER_PAIRS, resolve_country, resolve_language
-from .errors import (NoAnswersError, ProfileError, SelfAlignError, UnknownCountryError, UnknownLanguageError,
-                     UnknownStrategyError)
+from .errors import (InputError, ModelError, NoAnswersError, ProfileError, SelfAlignError, UnknownCountryError,
+                     UnknownLanguageError, UnknownStrategyError)
+from .options import AlignOptions
 from .data.probes import Probe, load_probes
 from .data.profile import Statement, ValueProfile
 from .retrieval.strategies import register_strategy
 from .data.user_profile import load_user_profile
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place the version is written (pyproject reads it)
 
 __all__ = [
     "SelfAligner", "align", "Demonstration", "chrf_pp", "ChrfIndex", "Probe", "load_probes", "ValueProfile",
     "Statement", "load_user_profile", "register_strategy", "resolve_country", "resolve_language", "PAPER_PAIRS",
-    "SelfAlignError", "UnknownCountryError", "UnknownLanguageError", "UnknownStrategyError", "ProfileError",
-    "NoAnswersError", "wrap_openai",
+    "AlignOptions", "SelfAlignError", "InputError", "ModelError", "UnknownCountryError", "UnknownLanguageError",
+    "UnknownStrategyError", "ProfileError", "NoAnswersError", "wrap_openai",
 ]
 
 

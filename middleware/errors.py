@@ -1,22 +1,40 @@
-"""Every exception selfalign raises on bad input, in one place.
+"""Every exception selfalign raises on purpose, in one tree.
 
-All derive from :class:`SelfAlignError` (a ``ValueError``), so callers can catch one
-type; the CLI turns them into a one-line message and exit code 2, the proxy into an
-OpenAI-shaped 400.
+::
+
+    SelfAlignError                 catch this to catch them all; ``param`` names what was wrong
+    ├── InputError (ValueError)    bad input a user can fix: proxy 400, CLI one line and exit 2
+    │   ├── UnknownCountryError
+    │   ├── UnknownLanguageError
+    │   ├── UnknownStrategyError
+    │   ├── ProfileError
+    │   ├── NoAnswersError
+    │   └── ConfigError            a bad server setting (option, config file, bind address)
+    └── ModelError (RuntimeError)  a model could not be called: proxy 502, CLI one line
+        ├── ChatBackendError       ... by ``selfalign chat`` (missing API key, unknown model, provider error)
+        └── ModelCallError         ... by the evaluator, for good (after retries)
+
+The CLI turns any of them into one line on stderr and exit code 2; the proxy answers
+an OpenAI-shaped error (:func:`middleware.server.errors.from_selfalign`).
 """
 
 __all__ = [
     "SelfAlignError",
+    "InputError",
     "UnknownCountryError",
     "UnknownLanguageError",
     "UnknownStrategyError",
     "ProfileError",
     "NoAnswersError",
+    "ConfigError",
+    "ModelError",
+    "ChatBackendError",
+    "ModelCallError",
 ]
 
 
-class SelfAlignError(ValueError):
-    """Base class: bad input a user can fix. ``param`` names the offending field."""
+class SelfAlignError(Exception):
+    """Base class of every selfalign error. ``param`` names the offending field, when there is one."""
 
     param: str | None = None
 
@@ -26,25 +44,55 @@ class SelfAlignError(ValueError):
             self.param = param
 
 
-class UnknownCountryError(SelfAlignError):
+class InputError(SelfAlignError, ValueError):
+    """Bad input a user can fix: the message says what was wrong and how to fix it."""
+
+
+class UnknownCountryError(InputError):
+    """No country by that ISO code or name; the message suggests close matches."""
+
     param = "country"
 
 
-class UnknownLanguageError(SelfAlignError):
+class UnknownLanguageError(InputError):
+    """Not one of the probe languages; the message lists them."""
+
     param = "language"
 
 
-class UnknownStrategyError(SelfAlignError):
+class UnknownStrategyError(InputError):
+    """No demonstration strategy registered under that name; the message lists them."""
+
     param = "strategy"
 
 
-class ProfileError(SelfAlignError):
+class ProfileError(InputError):
     """A value-profile file (or a registered profile name) is invalid or unknown."""
 
     param = "profile"
 
 
-class NoAnswersError(SelfAlignError):
+class NoAnswersError(InputError):
     """The country has no survey answers for the requested language's probes."""
 
     param = "country"
+
+
+class ConfigError(InputError):
+    """A bad server setting (option, config file, bind address); the CLI prints it as one line."""
+
+    param = "config"
+
+
+class ModelError(SelfAlignError, RuntimeError):
+    """A model or provider could not be called; nothing the input alone could fix."""
+
+    param = "model"
+
+
+class ChatBackendError(ModelError):
+    """The chat's model could not be called (missing API key, unknown model, provider error)."""
+
+
+class ModelCallError(ModelError):
+    """An evaluator model call failed for good (after retries), or cannot give what the mode needs."""

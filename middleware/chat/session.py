@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..retrieval.aligner import DEFAULT_K, Demonstration, SelfAligner
-from ..errors import SelfAlignError
+from ..errors import ChatBackendError, InputError, SelfAlignError
 
 __all__ = [
     "HELP",
-    "ChatBackendError",
     "ChatSession",
     "CommandResult",
     "Comparison",
@@ -45,12 +44,6 @@ HELP = """\
 Ctrl-C while an answer is streaming stops that answer and keeps the chat."""
 
 _COMMANDS = ("demos", "country", "profile", "reset", "help", "quit", "exit")
-
-
-class ChatBackendError(SelfAlignError):
-    """The model could not be called (missing API key, unknown model, provider error)."""
-
-    param = "model"
 
 
 @dataclass
@@ -95,12 +88,15 @@ class ChatSession:
     each turn sends ``[system] + history + [user]`` with the k demonstrations for
     the new user message put in the system message. With ``align=False`` the
     request goes out unchanged (the aligner is still kept for ``compare``).
+
+    The settings are checked at construction; ``complete`` (the model backend) may
+    be given later as ``session.complete = ...``, so bad settings fail before a slow set-up.
     """
 
-    def __init__(self, complete: Complete, country: str | None = None, language: str | None = None,
+    def __init__(self, complete: Complete | None, country: str | None = None, language: str | None = None,
                  k: int = DEFAULT_K, strategy: str = "chrf", profile: str | Path | None = None,
                  align: bool = True, seed: int | None = None, system: str | None = None):
-        self._complete = complete
+        self.complete = complete
         self.language = language
         self.k = k
         self.strategy = strategy
@@ -111,7 +107,7 @@ class ChatSession:
         if country is not None or profile is not None:
             self.aligner = self._make_aligner(country, profile)
         elif align:
-            raise SelfAlignError("give a country (e.g. --country ro) or a profile file, or turn alignment off",
+            raise InputError("give a country (e.g. --country ro) or a profile file, or turn alignment off",
                                  param="country")
         self.history: list[dict] = []
         self.last_demonstrations: list[Demonstration] = []
@@ -153,7 +149,7 @@ class ChatSession:
         if not aligned:
             return messages, []
         if self.aligner is None:
-            raise SelfAlignError("alignment needs a country or a profile (/country XX or /profile FILE)",
+            raise InputError("alignment needs a country or a profile (/country XX or /profile FILE)",
                                  param="country")
         return self.aligner.align_with_demonstrations(messages)
 
@@ -164,7 +160,7 @@ class ChatSession:
         interrupted = False
         stream = None
         try:
-            stream = iter(self._complete(messages, stream=True))
+            stream = iter(self.complete(messages, stream=True))
             for delta in stream:
                 if delta:
                     parts.append(delta)
@@ -213,7 +209,7 @@ class ChatSession:
         ``on_demos`` gets the aligned request's demonstrations before the first model call.
         """
         if self.aligner is None:
-            raise SelfAlignError("compare needs a country or a profile", param="country")
+            raise InputError("compare needs a country or a profile", param="country")
         requests = {"unaligned": self.request(text, False), "aligned": self.request(text, True)}
         if on_demos is not None:
             on_demos(requests["aligned"][1])

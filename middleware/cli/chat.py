@@ -170,7 +170,7 @@ class ChatTerminal:
     # ------------------------------------------------------------------ loops
 
     def interactive(self) -> None:
-        from ..chat.session import ChatBackendError
+        from ..errors import ChatBackendError
 
         try:
             import readline  # noqa: F401  (line editing and history for input())
@@ -258,14 +258,11 @@ def register(app: typer.Typer) -> None:
             raise fail("give --country (e.g. --country ro) or --profile FILE, or --no-align")
         model = model or DEFAULT_MODEL
 
-        def backend(messages, stream=True):
-            return complete(messages, stream=stream)
-
-        # Bad settings fail before the slow model set-up.
-        session = ChatSession(backend, country=country, language=language, k=k, strategy=strategy,
+        # Bad settings fail before the slow model set-up (importing litellm, loading a model).
+        session = ChatSession(None, country=country, language=language, k=k, strategy=strategy,
                               profile=profile, align=not no_align, seed=seed)
-        complete = litellm_backend(model, max_tokens=max_tokens, temperature=temperature, api_base=api_base,
-                                   seed=seed)
+        session.complete = litellm_backend(model, max_tokens=max_tokens, temperature=temperature,
+                                           api_base=api_base, seed=seed)
         preload_model(model)
 
         plain = not sys.stdout.isatty()

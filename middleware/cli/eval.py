@@ -59,16 +59,16 @@ def register(app: typer.Typer) -> None:
         """Evaluate self-alignment on the WVS probes: Table 1 and Figures 2, 3, 7 and 8 of the paper, and more."""
         from rich.console import Console
 
-        from ..errors import SelfAlignError
+        from ..errors import InputError, SelfAlignError
         from ..eval import EvalConfig, print_tables, resolve_pairs, run_eval, strategies_arg, write_outputs
         from . import fail
 
         try:
             pair_list, notes = resolve_pairs(language, country, pairs, probes)
             if k < 1:
-                raise SelfAlignError("--k must be at least 1", param="k")
+                raise InputError("--k must be at least 1", param="k")
             if concurrency < 1:
-                raise SelfAlignError("--concurrency must be at least 1", param="concurrency")
+                raise InputError("--concurrency must be at least 1", param="concurrency")
             config = EvalConfig(model=model, pairs=pair_list, strategies=strategies_arg(strategy), mode=mode,
                                 samples=samples, probes=probes, limit=limit, shuffle_orders=shuffle_orders,
                                 orders=orders, seed=seed, k=k, concurrency=concurrency, api_base=api_base,

@@ -38,8 +38,7 @@ def register(app: typer.Typer) -> None:
                                                 "[default: info]."),
     ) -> None:
         """Run the OpenAI-compatible proxy that injects a country's WVS demonstrations into every chat request."""
-        from ..server import ServerConfig, load_config, run
-        from ..server._run import configure_logging
+        from ..server import ServerConfig, configure_logging, load_config, run
         from . import fail
 
         if config_file is not None and not config_file.is_file():

@@ -9,14 +9,13 @@ probe without figures for a country has no answer and is never used as a demonst
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .._files import write_atomic
 from .._paths import profiles_dir
 from .countries import Country, resolve_country
 
@@ -54,18 +53,13 @@ class CountryAnswers(BaseModel):
 
     def save(self, directory: Path) -> Path:
         """Write atomically, so an interrupted build never leaves half a file."""
-        directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.country}.json"
         data = self.model_dump(mode="json", exclude_none=True)
         data["answers"] = dict(sorted(data["answers"].items(), key=lambda kv: _qkey(kv[0])))
         # One answer per line: small files and readable diffs.
         body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data["answers"].items())
         head = json.dumps({k: v for k, v in data.items() if k != "answers"}, ensure_ascii=False)[:-1]
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(f"{head}, \"answers\": {{\n{body}\n}}}}\n")
-        os.replace(tmp, path)
-        return path
+        return write_atomic(path, f"{head}, \"answers\": {{\n{body}\n}}}}\n")
 
     def counts_by_source(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from .._files import write_atomic
 from .countries import resolve_language
 from ..errors import ProfileError
 from .probes import BLANK, Probe, master_codes
@@ -94,8 +95,6 @@ def import_arora(directory: str | Path, out: str | Path) -> list[AroraReport]:
                "probes": [{"id": p.id, "wvs_id": p.wvs_id, "category": p.category, "template": p.template,
                            "options": list(p.options), **({"codes": [list(c) for c in p.codes]} if p.codes else {})}
                           for p in probes]}
-        tmp = out / f".{report.language}.yaml.tmp"
-        tmp.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        tmp.replace(out / f"{report.language}.yaml")
+        write_atomic(out / f"{report.language}.yaml", yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
         reports.append(report)
     return reports

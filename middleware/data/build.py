@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 
 from .answers import SOURCE_PRIORITY, CountryAnswer, CountryAnswers
 from .countries import resolve_country
-from ..errors import SelfAlignError, UnknownCountryError
+from ..errors import InputError, UnknownCountryError
 from .probes import Probe
 
 __all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv", "merge", "build_all"]
@@ -181,16 +181,16 @@ def from_wvs_csv(path: Path, probes: Iterable[Probe], country_column: str = "B_C
         header = set(reader.fieldnames or [])
         for col in (country_column, weight_column):
             if col not in header:
-                raise SelfAlignError(f"{path}: column {col!r} is missing; expected the WVS Wave 7 layout "
+                raise InputError(f"{path}: column {col!r} is missing; expected the WVS Wave 7 layout "
                                      f"({country_column}, {weight_column}, Q1..Q259)", param="wvs")
         columns = sorted({p.wvs_id for p in probes} & header)
         if not columns:
-            raise SelfAlignError(f"{path}: no question columns (Q1..Q259) found", param="wvs")
+            raise InputError(f"{path}: no question columns (Q1..Q259) found", param="wvs")
         for line, row in enumerate(reader, start=2):
             try:
                 w = float(row[weight_column] or 1.0)
             except ValueError:
-                raise SelfAlignError(f"{path}:{line}: {weight_column} is not a number: {row[weight_column]!r}",
+                raise InputError(f"{path}:{line}: {weight_column} is not a number: {row[weight_column]!r}",
                                      param="wvs") from None
             country = row[country_column].strip()
             for col in columns:
@@ -200,7 +200,7 @@ def from_wvs_csv(path: Path, probes: Iterable[Probe], country_column: str = "B_C
                 try:
                     code = int(float(value))
                 except ValueError:
-                    raise SelfAlignError(f"{path}:{line}: {col} is not an answer code: {value!r}", param="wvs") from None
+                    raise InputError(f"{path}:{line}: {col} is not an answer code: {value!r}", param="wvs") from None
                 if code >= 0:
                     sums[country][col][code] += w
     out: Answers = {}
@@ -241,10 +241,10 @@ def build_all(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path |
                   d / "goqa-sample/eval.json", d / "wvs7-shares/wvs_questions.json", d / "wvs7-meta/codebook.json"]
         for f in needed:
             if not f.is_file():
-                raise SelfAlignError(f"{f} is missing: --data-dir must hold wvs7-shares/, wvs7-ethics-means/, "
+                raise InputError(f"{f} is missing: --data-dir must hold wvs7-shares/, wvs7-ethics-means/, "
                                      "goqa-sample/ and wvs7-meta/", param="data_dir")
         parts += [from_shares(needed[0], probes), from_goqa(needed[2], probes, needed[3], needed[4]),
                   from_means(needed[1], probes)]
     if not parts:
-        raise SelfAlignError("nothing to build from: give --data-dir DIR and/or --wvs FILE.csv", param="data_dir")
+        raise InputError("nothing to build from: give --data-dir DIR and/or --wvs FILE.csv", param="data_dir")
     return merge(*parts)

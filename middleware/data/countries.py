@@ -10,7 +10,7 @@ import pycountry
 
 from ..errors import UnknownCountryError, UnknownLanguageError
 
-__all__ = ["Country", "PAPER_PAIRS", "LANGUAGES", "resolve_country", "resolve_language", "country_for_language"]
+__all__ = ["Country", "PAPER_PAIRS", "LANGUAGES", "resolve_country", "resolve_language"]
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,6 @@ def resolve_language(text: str) -> str:
             return code
     valid = ", ".join(f"{c} ({n})" for c, n in LANGUAGES.items())
     raise UnknownLanguageError(f"unknown language {text!r}: valid languages are {valid}")
-
-
-def country_for_language(language: str) -> Country:
-    return resolve_country(PAPER_PAIRS[resolve_language(language)])
 
 
 def default_language(country: Country) -> str:

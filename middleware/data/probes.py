@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -121,10 +120,6 @@ def load_probes(language: str = "en", directory: str | Path | None = None) -> li
 def available_languages(directory: str | Path | None = None) -> list[str]:
     base = Path(directory or profiles_dir() / "probes")
     return [lang for lang in LANGUAGES if (base / f"{lang}.yaml").is_file()]
-
-
-def probes_by_id(probes: Iterable[Probe]) -> dict[str, Probe]:
-    return {p.id: p for p in probes}
 
 
 @lru_cache(maxsize=1)

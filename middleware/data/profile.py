@@ -8,20 +8,26 @@ A user profile is a YAML/JSON file of statements or of answered probes (see
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
+import numpy as np
+
+
 from .answers import answer_for, load_answers, available_countries
 from ..retrieval.chrf import ChrfIndex
-from .countries import Country, LANGUAGES, resolve_country
+from .countries import Country, LANGUAGES
 from ..errors import NoAnswersError
 from .probes import BLANK, load_probes
 
-__all__ = ["Statement", "ValueProfile", "builtin_profile"]
+__all__ = ["Statement", "ValueProfile", "builtin_profile", "shared_index"]
 
 
 @dataclass(frozen=True)
 class Statement:
+    """A completed value statement and the key a message is compared with."""
+
     text: str
     """The demonstration as injected, e.g. "I disagree that men make better political leaders than women do.\""""
     key: str
@@ -33,16 +39,29 @@ class Statement:
 
 @dataclass
 class ValueProfile:
+    """The statements an aligner draws from: a country's majority answers, or a user's own."""
+
     name: str
     language: str
     statements: list[Statement]
     description: str = ""
     subject: str = field(default="")
     """Whose values these are, for the system message: "people in Romania", "the user"."""
+    shared_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    """Keys of a chrF++ index shared with other profiles (a built-in profile: all its language's probes,
+    the same for every country); empty: the profile's own keys."""
+    shared_rows: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    """For each statement, its row in the shared index."""
 
     @cached_property
     def index(self) -> ChrfIndex:
-        return ChrfIndex([s.key for s in self.statements])
+        return shared_index(tuple(s.key for s in self.statements))
+
+    def scores(self, text: str) -> np.ndarray:
+        """chrF++ of ``text`` (the hypothesis) against every statement's key, in statement order."""
+        if not self.shared_keys:
+            return self.index.scores(text)
+        return shared_index(self.shared_keys).scores(text)[np.asarray(self.shared_rows, dtype=np.intp)]
 
     @cached_property
     def categories(self) -> list[str]:
@@ -50,6 +69,21 @@ class ValueProfile:
 
     def __len__(self) -> int:
         return len(self.statements)
+
+
+_index_lock = threading.Lock()
+
+
+@lru_cache(maxsize=64)
+def _index(keys: tuple[str, ...]) -> ChrfIndex:
+    return ChrfIndex(list(keys))
+
+
+def shared_index(keys: tuple[str, ...]) -> ChrfIndex:
+    """One chrF++ index per set of keys: every country's profile in a language has the same keys
+    (the probe templates), so they share one index. Built once even when threads ask at once."""
+    with _index_lock:
+        return _index(keys)
 
 
 def probe_key(template: str) -> str:
@@ -60,16 +94,18 @@ def probe_key(template: str) -> str:
 def builtin_profile(country: Country, language: str) -> ValueProfile:
     """A language's probes completed with the country's majority answers (probes without figures are left out)."""
     answers = load_answers(country)
-    statements = [Statement(text=p.fill(a.majority), key=probe_key(p.template), probe_id=p.id, category=p.category)
-                  for p in load_probes(language) if (a := answer_for(p, answers)) is not None]
+    probes = load_probes(language)
+    statements, rows = [], []
+    for row, p in enumerate(probes):
+        a = answer_for(p, answers)
+        if a is not None:
+            statements.append(Statement(text=p.fill(a.majority), key=probe_key(p.template), probe_id=p.id,
+                                        category=p.category))
+            rows.append(row)
     if not statements:
         have = ", ".join(available_countries()) or "none"
         raise NoAnswersError(f"no survey answers for {country}: countries with answers are {have}")
     return ValueProfile(name=f"{country.alpha3.lower()}-{language}", language=language, statements=statements,
                         description=f"WVS Wave 7 majority answers of {country.name}, probes in {LANGUAGES[language]}",
-                        subject=f"people in {country.name}")
-
-
-def resolve_profile(country: str | Country, language: str) -> ValueProfile:
-    c = country if isinstance(country, Country) else resolve_country(country)
-    return builtin_profile(c, language)
+                        subject=f"people in {country.name}",
+                        shared_keys=tuple(probe_key(p.template) for p in probes), shared_rows=tuple(rows))

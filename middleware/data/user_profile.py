@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .._files import write_atomic
 from .countries import resolve_language
 from ..errors import ProfileError, SelfAlignError
 from .probes import load_probes
@@ -133,15 +134,7 @@ def load_user_profile(path: str | Path, language: str | None = None) -> ValuePro
 
 def save_user_profile(path: str | Path, answers: dict[str, int], language: str = "en", name: str | None = None) -> Path:
     """Write answered probes (probe id -> option index 0/1) atomically as a YAML profile."""
-    import os
-    import tempfile
-
     path = Path(path)
     doc = {"name": name or path.stem, "language": resolve_language(language),
            "answers": [{"probe": pid, "option": opt + 1} for pid, opt in answers.items()]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        yaml.safe_dump(doc, f, allow_unicode=True, sort_keys=False)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))

@@ -12,7 +12,8 @@ Modules: :mod:`.prompts` (the probe prompt), :mod:`.parse` (free text -> option)
 :mod:`.report` (tables, figures, report.md).
 """
 
-from .backends import Backend, LiteLLMBackend, LocalBackend, ModelCallError, Request, get_backend
+from ..errors import ModelCallError
+from .backends import Backend, LiteLLMBackend, LocalBackend, Request, get_backend
 from .cache import ResponseCache, default_cache_path
 from .parse import parse_answer
 from .report import print_tables, write_outputs

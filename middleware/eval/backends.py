@@ -24,21 +24,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ..errors import SelfAlignError
+from ..errors import ModelCallError
 from .parse import normalize
 from .prompts import EvalPrompt
 
-__all__ = ["Request", "Backend", "LocalBackend", "LiteLLMBackend", "ModelCallError", "get_backend",
+__all__ = ["Request", "Backend", "LocalBackend", "LiteLLMBackend", "get_backend",
            "is_local", "logprobs_from_top"]
 
 LOCAL_PREFIX = "local/"
 OnResult = Callable[["Request", Any], None]
-
-
-class ModelCallError(SelfAlignError):
-    """A model call failed for good (after retries), or cannot give what the mode needs."""
-
-    param = "model"
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._files import write_atomic
 from .runner import EvalRun
 
-__all__ = ["write_atomic", "print_tables", "write_outputs", "probe_rows", "FIGURES", "PAPER_IMPROVED_RANGE"]
+__all__ = ["print_tables", "write_outputs", "probe_rows", "FIGURES", "PAPER_IMPROVED_RANGE"]
 
 # Choenni & Shutova (2024): alignment improved for 49-76% of the misaligned probes across 5 models and 14 languages.
 PAPER_IMPROVED_RANGE = (49, 76)
@@ -31,22 +30,6 @@ FIGURES = {
 }
 
 _COLORS = {"improved": "#2e7d32", "unchanged": "#9e9e9e", "worsened": "#c62828"}
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _f(value: Any, fmt: str = "{:.1f}", none: str = "–") -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from ..retrieval.aligner import SelfAligner
 from ..data.answers import CountryAnswer, answer_for, load_answers
 from ..data.countries import PAPER_PAIRS, Country, default_language, resolve_country, resolve_language
-from ..errors import NoAnswersError, ProfileError, SelfAlignError
+from ..errors import InputError, NoAnswersError, ProfileError
 from ..data.probes import Probe, available_languages, load_probes
 from ..data.profile import Statement, ValueProfile, probe_key
 from ..retrieval.strategies import get_strategy
@@ -65,19 +65,19 @@ class EvalConfig:
         if self.mode is None:
             self.mode = "exact" if is_local(self.model) else "sample"
         if self.mode not in ("sample", "exact"):
-            raise SelfAlignError(f"unknown mode {self.mode!r}: use sample or exact", param="mode")
+            raise InputError(f"unknown mode {self.mode!r}: use sample or exact", param="mode")
         for s in self.strategies:
             get_strategy(s)
         if self.samples < 1:
-            raise SelfAlignError("--samples must be at least 1", param="samples")
+            raise InputError("--samples must be at least 1", param="samples")
         if self.limit is not None and self.limit < 1:
-            raise SelfAlignError("--limit must be at least 1", param="limit")
+            raise InputError("--limit must be at least 1", param="limit")
         if self.orders < 1:
-            raise SelfAlignError("--orders must be at least 1", param="orders")
+            raise InputError("--orders must be at least 1", param="orders")
         if self.tolerance is not None and not 0 <= self.tolerance < 1:
-            raise SelfAlignError("--tolerance must be in [0, 1)", param="tolerance")
+            raise InputError("--tolerance must be in [0, 1)", param="tolerance")
         if self.misaligned_below is not None and not 0 < self.misaligned_below <= 1:
-            raise SelfAlignError("--misaligned-below must be in (0, 1]", param="misaligned_below")
+            raise InputError("--misaligned-below must be in (0, 1]", param="misaligned_below")
 
     def public(self) -> dict:
         from .metrics import DEFAULT_TOLERANCE
@@ -203,7 +203,7 @@ def resolve_pairs(language: str | None = None, country: str | None = None, pairs
     notes: list[str] = []
     if pairs:
         if language or country:
-            raise SelfAlignError("give either --pairs or --language/--country, not both", param="pairs")
+            raise InputError("give either --pairs or --language/--country, not both", param="pairs")
         if pairs.strip().lower() == "paper":
             have = set(_languages_with_probes(probes))
             out = []
@@ -221,12 +221,12 @@ def resolve_pairs(language: str | None = None, country: str | None = None, pairs
         for item in pairs.split(","):
             lang, sep, c = item.strip().replace(":", "-").partition("-")
             if not sep or not c:
-                raise SelfAlignError(f"--pairs takes 'paper' or LANG-COUNTRY items (e.g. en-us,de-de), got {item!r}",
+                raise InputError(f"--pairs takes 'paper' or LANG-COUNTRY items (e.g. en-us,de-de), got {item!r}",
                                      param="pairs")
             out.append((resolve_language(lang), resolve_country(c).alpha3))
         return list(dict.fromkeys(out)), notes
     if language is None and country is None:
-        raise SelfAlignError("give --language and/or --country (e.g. --language ro --country ro), or --pairs paper",
+        raise InputError("give --language and/or --country (e.g. --language ro --country ro), or --pairs paper",
                              param="language")
     if country is None:
         lang = resolve_language(language)
@@ -310,7 +310,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool 
     backend = backend or get_backend(config.model, config.api_base, config.concurrency, config.max_tokens,
                                      progress=progress, seed=config.seed)
     if config.mode == "exact" and not backend.supports_exact:
-        raise SelfAlignError(f"{config.model} cannot give log-probabilities: use --mode sample", param="mode")
+        raise InputError(f"{config.model} cannot give log-probabilities: use --mode sample", param="mode")
     settings = backend.settings(config.mode, config.samples)
 
     rows: list[Row] = []
@@ -331,6 +331,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool 
         values = cache.get_many(requests)
         todo = [r for k, r in requests.items() if k not in values]
         cached = len(requests) - len(todo)
+        bar: _Bar | None = None  # made once the backend is prepared (loading a model can take a while)
 
         def on_result(req: Request, value: Any) -> None:
             values[req.key] = value

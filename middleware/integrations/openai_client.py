@@ -13,66 +13,85 @@ the form the proxy takes), and ``{"country": "none"}`` turns injection off.
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from ..errors import InputError
+from ..options import OPTION_NAMES, PYTHON_ONLY, AlignOptions, is_off, merge
 from ..retrieval.aligner import SelfAligner
-from ..errors import SelfAlignError
+from ..retrieval.cache import python_cache
 
 __all__ = ["wrap_openai", "AlignedClient"]
 
 _ALIGNED_METHODS = frozenset({"create", "parse", "stream"})
 _NESTED = frozenset({"with_raw_response", "with_streaming_response"})
-_OPTIONS = ("country", "language", "k", "strategy", "profile", "seed")
-_OFF = frozenset({"none", "off"})
+_ACCEPTED = OPTION_NAMES + PYTHON_ONLY
 
 
 class _Aligners:
-    """The wrapper's own aligner plus the few others that per-call options ask for."""
+    """The wrapper's options and aligner; per-call options take other aligners from the shared cache."""
 
     def __init__(self, options: dict):
-        self.options = options
-        off = str(options.get("country") or "").lower() in _OFF
-        self.default = None if off else SelfAligner(**options)
-        self._others: dict[tuple, SelfAligner] = {}
-        self._lock = threading.Lock()
+        options = dict(options)
+        self.seed = options.pop("seed", None)
+        self.options = AlignOptions(**options)
+        self._cache = python_cache()
+        key = self._cache.key(self.options)
+        if key is None and not is_off(self.options.country):
+            raise InputError("give a country (e.g. country='ro'), a profile, or country='none'",
+                                 param="country")
+        self.default = None if key is None else self._cache.get(key, self.seed)
+
+    def key(self, override: Any) -> tuple[AlignOptions, Any] | None:
+        if not isinstance(override, Mapping) or set(override) - set(_ACCEPTED):
+            raise InputError(f"selfalign must be a dict with keys among {', '.join(_ACCEPTED)}",
+                                 param="selfalign")
+        layer = {k: v for k, v in override.items() if k not in PYTHON_ONLY}
+        key = self._cache.key(merge(layer, defaults=self.options.options()))
+        return None if key is None else (key, override.get("seed", self.seed))
 
     def pick(self, override: Any) -> SelfAligner | None:
         if override is None:
             return self.default
-        if not isinstance(override, dict) or set(override) - set(_OPTIONS):
-            raise SelfAlignError(f"selfalign must be a dict with keys among {', '.join(_OPTIONS)}", param="selfalign")
-        merged = {**self.options, **{k: v for k, v in override.items() if v is not None}}
-        if "profile" in override and "country" not in override:
-            merged.pop("country", None)
-        if str(merged.get("country") or "").lower() in _OFF or (merged.get("country") is None
-                                                               and merged.get("profile") is None):
-            return None
-        key = tuple(sorted((k, str(v)) for k, v in merged.items()))
-        with self._lock:
-            aligner = self._others.get(key)
-            if aligner is None:
-                if len(self._others) >= 64:  # bounded: options may come from untrusted input
-                    self._others.clear()
-                aligner = self._others[key] = SelfAligner(**merged)
-        return aligner
+        chosen = self.key(override)
+        return None if chosen is None else self._cache.get(*chosen)
+
+    async def apick(self, override: Any) -> SelfAligner | None:
+        """As :meth:`pick`; a missing aligner is built in a worker thread, off the event loop."""
+        if override is None:
+            return self.default
+        chosen = self.key(override)
+        return None if chosen is None else await self._cache.aget(*chosen)
 
 
-def _aligning(method: Callable, aligners: _Aligners) -> Callable:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        override = kwargs.pop("selfalign", None)
-        extra = kwargs.get("extra_body")
-        if isinstance(extra, dict) and "selfalign" in extra:
-            extra = dict(extra)
-            from_body = extra.pop("selfalign")
-            override = override if override is not None else from_body
-            kwargs["extra_body"] = extra or None
-        aligner = aligners.pick(override)
-        messages = kwargs.get("messages")
-        if aligner is not None and messages is not None:
-            kwargs["messages"] = aligner.align(list(messages))
-        # The original method returns a coroutine for async clients: alignment is done by now either way.
-        return method(*args, **kwargs)
+def _options_from(kwargs: dict) -> Any:
+    """Take the per-call options out of the call's arguments (``selfalign=`` or ``extra_body["selfalign"]``)."""
+    override = kwargs.pop("selfalign", None)
+    extra = kwargs.get("extra_body")
+    if isinstance(extra, dict) and "selfalign" in extra:
+        extra = dict(extra)
+        from_body = extra.pop("selfalign")
+        override = override if override is not None else from_body
+        kwargs["extra_body"] = extra or None
+    return override
+
+
+def _aligning(method: Callable, aligners: _Aligners, awaitable: bool) -> Callable:
+    if awaitable:
+        # An async client's create/parse: return a coroutine, so that building an aligner for
+        # new per-call options happens in a worker thread, not on the caller's event loop.
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            aligner = await aligners.apick(_options_from(kwargs))
+            messages = kwargs.get("messages")
+            if aligner is not None and messages is not None:
+                kwargs["messages"] = aligner.align(list(messages))
+            return await method(*args, **kwargs)
+    else:
+        def call(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            aligner = aligners.pick(_options_from(kwargs))
+            messages = kwargs.get("messages")
+            if aligner is not None and messages is not None:
+                kwargs["messages"] = aligner.align(list(messages))
+            return method(*args, **kwargs)
 
     call.__name__ = getattr(method, "__name__", "create")
     call.__doc__ = getattr(method, "__doc__", None)
@@ -96,7 +115,10 @@ class _Completions(_Delegate):
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
         if name in _ALIGNED_METHODS and callable(attr):
-            return _aligning(attr, self._aligners)
+            # Async create/parse return awaitables; stream() and with_streaming_response return managers.
+            kind = type(self._inner).__name__
+            awaitable = kind.startswith("Async") and "Streaming" not in kind and name != "stream"
+            return _aligning(attr, self._aligners, awaitable)
         if name in _NESTED:
             return _Completions(attr, self._aligners)
         return attr
@@ -151,17 +173,18 @@ class AlignedClient(_Delegate):
         await self._inner.__aexit__(*exc)
 
 
-def wrap_openai(client: Any, country: str | None = None, **aligner_options: Any) -> AlignedClient:
+def wrap_openai(client: Any, **options: Any) -> AlignedClient:
     """Return ``client`` with self-aligned chat completions.
 
-    ``aligner_options`` are :class:`~middleware.retrieval.aligner.SelfAligner`'s: language, k, strategy, profile, seed.
+    ``options`` are :class:`~middleware.options.AlignOptions`' (country, language, profile, k, strategy;
+    here a profile may also be a file path or a ValueProfile) and ``seed`` for the random strategies.
     Bad settings (unknown country, ...) raise :class:`~middleware.errors.SelfAlignError` here, not on first use.
     """
     if not hasattr(client, "chat"):
         raise TypeError(f"wrap_openai expects an openai.OpenAI or openai.AsyncOpenAI client, got {type(client)!r}")
-    unknown = set(aligner_options) - set(_OPTIONS)
+    unknown = set(options) - set(_ACCEPTED)
     if unknown:
-        raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; use {', '.join(_OPTIONS[1:])}")
+        raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; use {', '.join(_ACCEPTED)}")
     if isinstance(client, AlignedClient):
         client = client.wrapped
-    return AlignedClient(client, _Aligners({"country": country, **aligner_options}))
+    return AlignedClient(client, _Aligners(options))

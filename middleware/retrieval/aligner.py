@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -13,18 +12,20 @@ import numpy as np
 
 from .._messages import message_text
 from ..data.countries import Country, default_language, resolve_country, resolve_language
-from ..errors import SelfAlignError
+from ..errors import InputError
 from ..data.profile import ValueProfile, builtin_profile
+from ..options import DEFAULT_K, DEFAULT_STRATEGY, AlignOptions, is_off
 from .strategies import get_strategy
 
 __all__ = ["Demonstration", "SelfAligner", "align", "message_text"]
 
-DEFAULT_K = 5
 DEFAULT_HEADER = "The following statements reflect the values of {subject}. Let them guide your answer:"
 
 
 @dataclass(frozen=True)
 class Demonstration:
+    """One injected statement: its text, its chrF++ score against the message, its probe and category."""
+
     text: str
     score: float
     probe_id: str | None
@@ -42,10 +43,10 @@ class SelfAligner:
     """
 
     def __init__(self, country: str | Country | None = None, language: str | None = None, k: int = DEFAULT_K,
-                 strategy: str = "chrf", profile: ValueProfile | str | Path | None = None, seed: int | None = None,
-                 header: str = DEFAULT_HEADER):
+                 strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None,
+                 seed: int | None = None, header: str = DEFAULT_HEADER):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise SelfAlignError(f"k must be a positive integer, got {k!r}", param="k")
+            raise InputError(f"k must be a positive integer, got {k!r}", param="k")
         self.k = k
         self.strategy_name = strategy
         self._strategy = get_strategy(strategy)
@@ -60,7 +61,7 @@ class SelfAligner:
             self.profile = profile
         else:
             if self.country is None:
-                raise SelfAlignError("give a country (e.g. country='ro') or a profile", param="country")
+                raise InputError("give a country (e.g. country='ro') or a profile", param="country")
             lang = resolve_language(language) if language else default_language(self.country)
             self.profile = builtin_profile(self.country, lang)
         self.language = self.profile.language
@@ -75,7 +76,7 @@ class SelfAligner:
             return []
         statements = self.profile.statements
         # The message is the hypothesis, each statement a reference (see middleware.retrieval.chrf).
-        scores = self.profile.index.scores(text)
+        scores = self.profile.scores(text)
         allowed = np.ones(len(statements), dtype=bool)
         excluded = set(exclude)
         if excluded:
@@ -94,7 +95,7 @@ class SelfAligner:
 
     def align_with_demonstrations(self, messages: Sequence[dict]) -> tuple[list[dict], list[Demonstration]]:
         if not isinstance(messages, (list, tuple)) or not all(isinstance(m, dict) for m in messages):
-            raise SelfAlignError("messages must be a list of {'role': ..., 'content': ...} objects", param="messages")
+            raise InputError("messages must be a list of {'role': ..., 'content': ...} objects", param="messages")
         out = copy.deepcopy(list(messages))
         query = next((message_text(m.get("content")) for m in reversed(out) if m.get("role") == "user"), "")
         demos = self.demonstrations(query)
@@ -114,15 +115,21 @@ class SelfAligner:
         return out, demos
 
 
-@lru_cache(maxsize=128)
-def _cached(country: str | None, language: str | None, k: int, strategy: str, profile: str | None) -> SelfAligner:
-    return SelfAligner(country=country, language=language, k=k, strategy=strategy, profile=profile)
+def align(messages: Sequence[dict], **options: Any) -> list[dict]:
+    """Pure function form of :meth:`SelfAligner.align`: ``options`` are
+    :class:`~middleware.options.AlignOptions`' (country, language, k, strategy, profile; a profile may be
+    a file path here) and ``seed``. Aligners come from the cache the Python integrations share.
 
-
-def align(messages: Sequence[dict], country: str | None = None, language: str | None = None, k: int = DEFAULT_K,
-          strategy: str = "chrf", profile: str | Path | None = None) -> list[dict]:
-    """Pure function form of :meth:`SelfAligner.align` (aligners are cached per settings).
-
-    Random strategies draw from a shared generator here; use a seeded SelfAligner for reproducible draws.
+    Random strategies draw from the cached aligner's generator: give a seed for reproducible draws.
     """
-    return _cached(country, language, k, strategy, None if profile is None else str(profile)).align(messages)
+    from .cache import python_cache
+
+    seed = options.pop("seed", None)
+    cache = python_cache()
+    chosen = AlignOptions(**options)
+    key = cache.key(chosen)
+    if key is None:
+        if is_off(chosen.country):  # country="none": the messages as they are (a copy, like align's)
+            return copy.deepcopy(list(messages))
+        raise InputError("give a country (e.g. country='ro') or a profile", param="country")
+    return cache.get(key, seed).align(messages)

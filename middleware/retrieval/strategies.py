@@ -32,6 +32,7 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
+    """Decorator: make ``fn`` selectable as ``strategy=name`` (in SelfAligner, the proxy, the CLI)."""
     def deco(fn: Strategy) -> Strategy:
         STRATEGIES[name] = fn
         return fn

@@ -7,10 +7,11 @@
 ``selfalign serve`` is the command-line face of :func:`run`.
 """
 
-from ._run import ServerThread, run
+from ._run import ServerThread, configure_logging, run
 from .app import create_app
 from .config import ServerConfig, Upstream, load_config
-from .errors import ConfigError, ProxyError
+from ..errors import ConfigError
+from .errors import ProxyError
 
-__all__ = ["create_app", "run", "ServerThread", "ServerConfig", "Upstream", "load_config", "ConfigError",
-           "ProxyError"]
+__all__ = ["create_app", "run", "ServerThread", "configure_logging", "ServerConfig", "Upstream", "load_config",
+           "ConfigError", "ProxyError"]

@@ -19,7 +19,10 @@ from ..errors import SelfAlignError
 from ._json import JSONDecodeError, dumps, loads
 from .config import ServerConfig
 from .errors import ProxyError, bad_request, error_body, from_selfalign
-from .routing import AlignerCache, AlignKey, ModelRouter, ProfileRegistry, align_key, split_model_suffix
+from ..data.registry import ProfileRegistry
+from ..options import AlignOptions
+from ..retrieval.cache import AlignerCache
+from .routing import ModelRouter, align_key, split_model_suffix
 from .schema import CHAT_REQUEST, DEMONSTRATIONS_REQUEST, ERROR_RESPONSES
 from .upstream import Forwarders
 
@@ -46,16 +49,16 @@ class Proxy:
     def __init__(self, config: ServerConfig):
         self.config = config
         self._key = config.api_key.encode() if config.api_key else None
-        self.profiles = ProfileRegistry(config.profiles)
+        self.profiles = ProfileRegistry(config.profiles, hint="see selfalign serve --config")
         self.aligners = AlignerCache(self.profiles)
         self.router = ModelRouter(config)
         for up in self.router.upstreams:
             if up.passthrough:
                 up.base_url()  # a relayed upstream without a base URL is a start-up error, not a 400 per request
         self.forwarders = Forwarders(config.timeout)
-        self.default_key = align_key(None, {}, None, config, self.profiles)
+        self.default_key = align_key(None, {}, None, config, self.aligners)
         if self.default_key is not None:
-            self.aligners._build(self.default_key)  # warm, and surface errors now rather than per request
+            self.aligners.get(self.default_key)  # warm, and surface errors now rather than per request
         self.ready = False
         self._warming: asyncio.Future | None = None
 
@@ -125,10 +128,10 @@ class Proxy:
             raise bad_request("the request body must be a JSON object")
         return body
 
-    async def align(self, key: AlignKey | None, messages: list) -> tuple[list, list]:
+    async def align(self, key: AlignOptions | None, messages: list) -> tuple[list, list]:
         if key is None:
             return messages, []
-        aligner = await self.aligners.get(key)
+        aligner = await self.aligners.aget(key)
         if _query_chars(messages) > _THREAD_ABOVE_CHARS:
             return await asyncio.to_thread(aligner.align_with_demonstrations, messages)
         return aligner.align_with_demonstrations(messages)
@@ -174,7 +177,7 @@ class Proxy:
         suffix = None
         if model is not None:
             model, suffix = split_model_suffix(model)
-        key = align_key(body.pop("selfalign", None), request.headers, suffix, self.config, self.profiles)
+        key = align_key(body.pop("selfalign", None), request.headers, suffix, self.config, self.aligners)
         upstream = self.router.route(model)
         body["messages"], demos = await self.align(key, messages)
         if self.config.log_content:
@@ -217,12 +220,12 @@ class Proxy:
         else:
             messages = [{"role": "user", "content": text}]
         suffix = split_model_suffix(model)[1] if model else None
-        key = align_key(body.get("selfalign"), request.headers, suffix, self.config, self.profiles)
+        key = align_key(body.get("selfalign"), request.headers, suffix, self.config, self.aligners)
         out: dict[str, Any] = {"object": "selfalign.demonstrations", "enabled": key is not None, "data": [],
                                "system_message": None}
         demos: list = []
         if key is not None:
-            aligner = await self.aligners.get(key)
+            aligner = await self.aligners.aget(key)
             _, demos = await self.align(key, messages)
             out.update(country=key.country, language=aligner.language, profile=aligner.profile.name, k=key.k,
                        strategy=key.strategy, data=[d.to_dict() for d in demos],
@@ -248,9 +251,7 @@ class Proxy:
         from ..data.answers import available_countries
         from ..data.probes import available_languages
 
-        d = self.default_key
-        default = None if d is None else {"country": d.country, "language": d.language, "k": d.k,
-                                          "strategy": d.strategy, "profile": d.profile}
+        default = None if self.default_key is None else self.default_key.options()
         return Response(dumps({"object": "list", "data": self.profiles.describe(), "default": default,
                                "countries": available_countries(), "languages": available_languages()}),
                         media_type="application/json")
@@ -282,7 +283,7 @@ def _query_chars(messages: list) -> int:
     return 0
 
 
-def _describe(key: AlignKey | None) -> str:
+def _describe(key: AlignOptions | None) -> str:
     if key is None:
         return "country=none"
     if key.profile:
@@ -315,7 +316,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         finally:
             await proxy.close()
 
-    app = FastAPI(title="selfalign proxy", version="0.1.0", lifespan=lifespan,
+    from .. import __version__
+
+    app = FastAPI(title="selfalign proxy", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible chat proxy that prepends a country's World Values Survey "
                               "demonstrations (Self-Alignment, Choenni & Shutova 2024) to the system message.")
     app.state.proxy = proxy

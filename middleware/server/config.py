@@ -28,7 +28,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError, SelfAlignError
+from ..options import AlignOptions
 
 __all__ = ["ServerConfig", "Upstream", "load_config", "OPENAI_COMPATIBLE", "DEFAULT_MAX_BODY_BYTES"]
 
@@ -92,15 +93,14 @@ class Upstream:
 
 
 @dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(AlignOptions):
+    """The proxy's settings. The alignment options (country, language, profile, k, strategy) are
+    inherited from :class:`~middleware.options.AlignOptions`: they are the defaults of every request."""
+
     model: str = ""
     """Default upstream; empty means the embedded local model (middleware.models.provider.DEFAULT_MODEL)."""
     api_base: str | None = None
     upstream_api_key: str | None = field(default=None, repr=False)
-    country: str | None = None
-    language: str | None = None
-    k: int = 5
-    strategy: str = "chrf"
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = field(default=None, repr=False)
@@ -117,6 +117,10 @@ class ServerConfig:
     """Server processes sharing the port (one event loop each; use about one per free core)."""
 
     def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except SelfAlignError as e:
+            raise ConfigError(str(e), param=e.param) from None
         if self.forward not in FORWARD_MODES:
             raise ConfigError(f"forward must be one of {', '.join(FORWARD_MODES)}, got {self.forward!r}",
                               param="forward")
@@ -126,8 +130,6 @@ class ServerConfig:
             raise ConfigError("timeout must be a positive number of seconds", param="timeout")
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise ConfigError("workers must be a positive integer", param="workers")
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or not 1 <= self.k <= 100:
-            raise ConfigError("k must be an integer from 1 to 100", param="k")
         names = {m.name for m in self.models}
         for alias, target in self.aliases.items():
             if target not in names:

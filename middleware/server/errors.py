@@ -10,17 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..errors import SelfAlignError
+from ..errors import ModelError, SelfAlignError
 from ._json import dumps
 
-__all__ = ["ConfigError", "ProxyError", "bad_request", "error_body", "from_selfalign", "from_upstream_status",
+__all__ = ["ProxyError", "bad_request", "error_body", "from_selfalign", "from_upstream_status",
            "from_exception", "sse_error"]
-
-
-class ConfigError(SelfAlignError):
-    """A bad server setting (option, config file, bind address); the CLI prints it as one line."""
-
-    param = "config"
 
 
 class ProxyError(Exception):
@@ -50,6 +44,8 @@ def sse_error(err: ProxyError) -> bytes:
 
 
 def from_selfalign(e: SelfAlignError) -> ProxyError:
+    if isinstance(e, ModelError):
+        return ProxyError(502, _upstream_message(str(e)), "upstream_error", code="upstream_unavailable")
     # The messages of UnknownCountryError & co. already list the valid values.
     return ProxyError(400, str(e), param=getattr(e, "param", None), code=f"invalid_{e.param}" if e.param else None)
 

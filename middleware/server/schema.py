@@ -8,22 +8,11 @@ request path. These schemas only document the API (and drive schemathesis).
 
 from __future__ import annotations
 
+from ..options import header_parameters, json_schema
+
 __all__ = ["CHAT_REQUEST", "DEMONSTRATIONS_REQUEST", "ERROR_RESPONSES"]
 
-SELFALIGN_OPTIONS = {
-    "type": "object",
-    "description": "Per-request alignment choices (OpenAI SDK: extra_body={'selfalign': {...}}); "
-                   "removed before the request is forwarded.",
-    "properties": {
-        "country": {"type": "string", "description": "ISO code or English name; 'none' turns injection off.",
-                    "examples": ["ro", "USA", "none"]},
-        "language": {"type": "string", "description": "Probe language, e.g. en."},
-        "k": {"type": "integer", "minimum": 1, "maximum": 100},
-        "strategy": {"type": "string", "examples": ["chrf", "chrf-category", "random", "random-category"]},
-        "profile": {"type": "string", "description": "A profile registered at start-up (never a path)."},
-    },
-    "additionalProperties": False,
-}
+SELFALIGN_OPTIONS = json_schema()
 
 MESSAGE = {
     "type": "object",
@@ -49,11 +38,7 @@ CHAT_REQUEST = {
         "additionalProperties": True,
         "description": "An OpenAI chat completion request; every other parameter is passed through untouched.",
     }}}},
-    "parameters": [
-        {"name": "X-SelfAlign-Country", "in": "header", "required": False, "schema": {"type": "string"}},
-        {"name": "X-SelfAlign-Language", "in": "header", "required": False, "schema": {"type": "string"}},
-        {"name": "X-SelfAlign-Profile", "in": "header", "required": False, "schema": {"type": "string"}},
-    ],
+    "parameters": header_parameters(),
 }
 
 DEMONSTRATIONS_REQUEST = {

@@ -6,9 +6,9 @@ import io
 import pytest
 
 from middleware.retrieval.aligner import SelfAligner
-from middleware.chat.session import ChatBackendError, ChatSession, litellm_backend
+from middleware.chat.session import ChatSession, litellm_backend
 from middleware.cli.chat import ChatTerminal
-from middleware.errors import SelfAlignError
+from middleware.errors import ChatBackendError, SelfAlignError
 from middleware.data.user_profile import save_user_profile
 
 INTERRUPT = object()

@@ -65,6 +65,7 @@ def read_answer(child):
     return chunks, buf[:buf.index(PROMPT)]
 
 
+@pytest.mark.slow
 def test_interactive_chat_in_a_terminal(warm_model):
     child = spawn(["chat", "--country", "ro", "--language", "en", "--max-tokens", "8", "--temperature", "0"])
     try:
@@ -101,6 +102,7 @@ def test_interactive_chat_in_a_terminal(warm_model):
     assert child.exitstatus == 0
 
 
+@pytest.mark.slow
 def test_compare_in_a_terminal_and_ctrl_d_quits(warm_model):
     child = spawn(["chat", "--country", "ro", "--language", "en", "--max-tokens", "4", "--compare"])
     try:
@@ -116,6 +118,7 @@ def test_compare_in_a_terminal_and_ctrl_d_quits(warm_model):
     assert child.exitstatus == 0
 
 
+@pytest.mark.slow
 def test_one_shot_message_is_plain(warm_model):
     t = time.monotonic()
     p = run(["chat", "--country", "ro", "--language", "en", "--max-tokens", "8", "--temperature", "0",
@@ -130,6 +133,7 @@ def test_one_shot_message_is_plain(warm_model):
     assert time.monotonic() - t < TIMEOUT
 
 
+@pytest.mark.slow
 def test_piped_lines_are_answered_one_by_one(warm_model):
     p = run(["chat", "--country", "ro", "--language", "en", "--max-tokens", "6", "--temperature", "0"],
             stdin="Hello there\n\n/demos\nIs work a duty?\n")

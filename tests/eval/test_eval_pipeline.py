@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from middleware.eval import EvalConfig, run_eval, write_outputs
-from middleware.eval.backends import Backend, LiteLLMBackend, ModelCallError, Request, logprobs_from_top
+from middleware.errors import ModelCallError
+from middleware.eval.backends import Backend, LiteLLMBackend, Request, logprobs_from_top
 from middleware.eval.prompts import EvalPrompt
 from middleware.eval.runner import load_pair
 

@@ -347,12 +347,14 @@ def gemma() -> LocalModel:
     return get_local_model(EMBEDDED_MODEL, progress=False)
 
 
+@pytest.mark.slow
 def test_gemma_greedy_completion(gemma):
     (c,) = gemma.generate("The capital of France is", max_tokens=8, temperature=0)
     assert c.text.strip() and c.completion_tokens > 0
     assert "".join(gemma.stream("The capital of France is", max_tokens=8, temperature=0)) == c.text
 
 
+@pytest.mark.slow
 def test_gemma_option_logprobs(gemma):
     (scores,) = gemma.option_logprobs(["The capital of France is"], [[" Paris", " banana"]])
     assert scores[0] > scores[1]

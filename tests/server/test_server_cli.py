@@ -12,7 +12,8 @@ import openai
 import pytest
 
 from fake_upstream import FakeUpstream
-from middleware.server import ConfigError, ServerConfig, ServerThread, load_config
+from middleware.errors import ConfigError
+from middleware.server import ServerConfig, ServerThread, load_config
 
 SECRET = "my-private-question-about-tax-fraud"
 USER = [{"role": "user", "content": f"Is cheating on taxes justifiable? {SECRET}"}]

