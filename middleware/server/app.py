@@ -121,7 +121,8 @@ class Proxy:
                     chunks.append(chunk)
         except TimeoutError:
             raise ProxyError(408, f"the request body did not arrive within {self.config.body_timeout:g} s "
-                                  f"(--body-timeout)", code="request_timeout", headers={"Connection": "close"}) from None
+                                  f"(--body-timeout)", code="request_timeout",
+                             headers={"Connection": "close"}) from None
         raw = b"".join(chunks)
         if not raw.strip():
             raise bad_request("the request body is empty: send a JSON object")

@@ -76,8 +76,9 @@ class ProfileRegistry:
         try:
             return self._profiles[name]
         except KeyError:
-            valid = ", ".join(sorted(self._profiles)) or "none are registered (see selfalign serve --config)"
-            raise ProfileError(f"unknown profile {name!r}: registered profiles are {valid}") from None
+            valid = (f"registered profiles are {', '.join(sorted(self._profiles))}" if self._profiles else
+                     "no profiles are registered (see selfalign serve --config)")
+            raise ProfileError(f"unknown profile {name!r}: {valid}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._profiles
