@@ -154,6 +154,10 @@ class ServerConfig:
             if not all(isinstance(v, str) and v.strip() for v in value):
                 raise ConfigError(f"{name} must be a list of non-empty strings", param=name)
             object.__setattr__(self, name, tuple(v.strip() for v in value))  # lists from YAML/JSON
+            if "*" in getattr(self, name) and not self.api_key:
+                # Without a key, '*' hands the proxy (and the upstream's credits) to every web page.
+                raise ConfigError(f"{name} '*' needs an API key (--api-key): without one any web page "
+                                  f"could use this proxy", param=name)
         for name in ("stream_idle_timeout", "body_timeout"):
             value = getattr(self, name)
             if value is None and name == "stream_idle_timeout":

@@ -161,6 +161,18 @@ def test_cors_origin_option_serves_cors(upstream):
             sdk(server, default_headers={"Origin": "https://evil.example"}).models.list()
 
 
+def test_wildcards_need_an_api_key():
+    from middleware.server import ConfigError
+
+    for field in ("cors_origins", "allowed_hosts"):
+        with pytest.raises(ConfigError, match="needs an API key"):
+            ServerConfig(**{field: ("*",)})
+        assert getattr(ServerConfig(api_key="k", **{field: ["*"]}), field) == ("*",)
+    out = run_cli("--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1", "--cors-origin", "*")
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert "cors_origins '*' needs an API key" in out.stderr
+
+
 # ------------------------------------------------------------------------ 2. deep nesting
 
 
