@@ -134,7 +134,7 @@ class Proxy:
             raise bad_request("the request body must be a JSON object")
         if too_deep(raw, body):
             raise bad_request(f"the request body nests arrays/objects more than {MAX_DEPTH} levels deep; "
-                              f"flatten it", param=None)
+                              f"flatten it")
         return body
 
     async def align(self, key: AlignKey | None, messages: list) -> tuple[list, list]:

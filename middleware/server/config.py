@@ -154,10 +154,6 @@ class ServerConfig:
             if not all(isinstance(v, str) and v.strip() for v in value):
                 raise ConfigError(f"{name} must be a list of non-empty strings", param=name)
             object.__setattr__(self, name, tuple(v.strip() for v in value))  # lists from YAML/JSON
-            if "*" in getattr(self, name) and not self.api_key:
-                # Without a key, '*' hands the proxy (and the upstream's credits) to every web page.
-                raise ConfigError(f"{name} '*' needs an API key (--api-key): without one any web page "
-                                  f"could use this proxy", param=name)
         for name in ("stream_idle_timeout", "body_timeout"):
             value = getattr(self, name)
             if value is None and name == "stream_idle_timeout":
@@ -184,6 +180,11 @@ class ServerConfig:
 
     def check_bind(self) -> None:
         """Refuse to listen beyond loopback without a key: an open proxy spends the upstream's credits."""
+        for name in ("allowed_hosts", "cors_origins"):
+            if "*" in getattr(self, name) and not self.api_key:
+                # Without a key, '*' hands the proxy (and the upstream's credits) to every web page.
+                raise ConfigError(f"{name} '*' needs an API key (--api-key): without one any web page "
+                                  f"could use this proxy", param=name)
         if self.api_key or _is_loopback(self.host):
             return
         raise ConfigError(f"refusing to listen on {self.host} without an API key: pass --api-key or set "

@@ -166,8 +166,10 @@ def test_wildcards_need_an_api_key():
 
     for field in ("cors_origins", "allowed_hosts"):
         with pytest.raises(ConfigError, match="needs an API key"):
-            ServerConfig(**{field: ("*",)})
-        assert getattr(ServerConfig(api_key="k", **{field: ["*"]}), field) == ("*",)
+            ServerConfig(**{field: ("*",)}).check_bind()
+        config = ServerConfig(api_key="k", **{field: ["*"]})  # a list, as from a config file
+        config.check_bind()
+        assert getattr(config, field) == ("*",)
     out = run_cli("--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1", "--cors-origin", "*")
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
     assert "cors_origins '*' needs an API key" in out.stderr
@@ -224,9 +226,10 @@ def test_non_sse_200_body_gives_the_sdk_an_api_error(proxy, upstream, content_ty
 # --------------------------------------------------------------------------- 5. deadlines
 
 
-def test_trickling_upstream_hits_the_total_deadline(upstream):
+@pytest.mark.parametrize("forward", ["auto", "litellm"])
+def test_trickling_upstream_hits_the_total_deadline(upstream, forward):
     # One byte every 0.3 s never trips a per-read timeout of 1 s; the 2 s total deadline must.
-    with ServerThread(_config(upstream, timeout=2.0)) as server:
+    with ServerThread(_config(upstream, timeout=2.0, forward=forward)) as server:
         upstream.fail_next(Fault(trickle=0.3))
         started = time.monotonic()
         with pytest.raises(openai.InternalServerError) as e:
@@ -235,8 +238,9 @@ def test_trickling_upstream_hits_the_total_deadline(upstream):
         assert time.monotonic() - started < 4
 
 
-def test_trickling_stream_hits_the_idle_deadline(upstream):
-    with ServerThread(_config(upstream, timeout=30.0, stream_idle_timeout=1.0)) as server:
+@pytest.mark.parametrize("forward", ["auto", "litellm"])
+def test_trickling_stream_hits_the_idle_deadline(upstream, forward):
+    with ServerThread(_config(upstream, timeout=30.0, stream_idle_timeout=1.0, forward=forward)) as server:
         upstream.fail_next(Fault(trickle=0.2))  # the first event at once, then a byte every 0.2 s
         started, chunks = time.monotonic(), []
         with pytest.raises(openai.APIError, match="stream-idle-timeout"):
