@@ -31,8 +31,9 @@ from typing import Any
 __all__ = ["Fault", "FakeUpstream", "Recorded", "DEFAULT_REPLY"]
 
 DEFAULT_REPLY = "Hello from the fake upstream, one word at a time."
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect",
+            308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Fault:
     hang: wait this many seconds before doing anything (an upstream timeout).
     drop_after: stream this many chunks, then cut the connection (non-streaming: cut at once).
     chunk_delay: sleep between streamed chunks (a slow stream).
+    location: a Location header for the status (a redirect).
+    partial: with drop_after, send half of the next event before cutting (a stream cut mid-event).
+    body: answer 200 with these bytes as they are (content_type: its Content-Type; None: no header).
+    trickle: seconds per byte: the whole answer (non-streaming) or everything after the first event.
     """
 
     status: int | None = None
@@ -50,6 +55,11 @@ class Fault:
     hang: float = 0.0
     drop_after: int | None = None
     chunk_delay: float = 0.0
+    location: str | None = None
+    partial: bool = False
+    body: bytes | None = None
+    content_type: str | None = "text/plain"
+    trickle: float = 0.0
 
 
 @dataclass
@@ -217,8 +227,15 @@ class FakeUpstream:
             return False
         if conf.latency:
             await asyncio.sleep(conf.latency)
+        if fault.body is not None:
+            ctype = f"Content-Type: {fault.content_type}\r\n" if fault.content_type else ""
+            writer.write(f"HTTP/1.1 200 OK\r\n{ctype}Content-Length: {len(fault.body)}\r\n\r\n".encode() + fault.body)
+            await writer.drain()
+            return True
         if fault.status is not None:
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            if fault.location is not None:
+                extra["Location"] = fault.location
             kind = "rate_limit_error" if fault.status == 429 else "server_error"
             return await _send_json(writer, fault.status, _error(f"scripted {fault.status}", kind), extra)
         problem = _invalid(body)
@@ -229,7 +246,21 @@ class FakeUpstream:
         if fault.drop_after is not None:
             writer.transport.abort()
             return False
+        if fault.trickle:
+            return await self._trickle(_response(200, self._completion(body)), fault.trickle, writer)
         return await _send_json(writer, 200, self._completion(body))
+
+    async def _trickle(self, data: bytes, delay: float, writer: asyncio.StreamWriter) -> bool:
+        """Send ``data`` one byte every ``delay`` seconds (an upstream that never quite stalls)."""
+        try:
+            for i in range(len(data)):
+                writer.write(data[i:i + 1])
+                await writer.drain()
+                await asyncio.sleep(delay)
+        except ConnectionError:
+            self.cancelled += 1
+            return False
+        return True
 
     def _completion(self, body: dict) -> dict:
         n = int(body.get("n") or 1)
@@ -256,15 +287,23 @@ class FakeUpstream:
         sent = 0
         try:
             for delta, finish in _deltas(body, self._conf.reply):
+                chunk = dict(base, choices=[{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
+                event = b"data: " + json.dumps(chunk).encode() + b"\n\n"
                 if fault.drop_after is not None and sent >= fault.drop_after:
+                    if fault.partial:
+                        writer.write(_chunk(event[:len(event) // 2]))
+                        await writer.drain()
                     await asyncio.sleep(0.05)  # let the chunks already sent arrive before the cut
                     writer.transport.abort()
                     return False
                 if sent and fault.chunk_delay:
                     await asyncio.sleep(fault.chunk_delay)
-                chunk = dict(base, choices=[{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
-                writer.write(_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n"))
-                await writer.drain()
+                if sent and fault.trickle:
+                    if not await self._trickle(_chunk(event), fault.trickle, writer):
+                        return False
+                else:
+                    writer.write(_chunk(event))
+                    await writer.drain()
                 sent += 1
             if (body.get("stream_options") or {}).get("include_usage"):
                 usage = dict(base, choices=[], usage={"prompt_tokens": 10, "completion_tokens": sent,
@@ -326,13 +365,17 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-async def _send_json(writer: asyncio.StreamWriter, status: int, obj: Any, extra: dict | None = None) -> bool:
+def _response(status: int, obj: Any, extra: dict | None = None) -> bytes:
     data = json.dumps(obj).encode()
     head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: application/json\r\n" \
            f"Content-Length: {len(data)}\r\n"
     for k, v in (extra or {}).items():
         head += f"{k}: {v}\r\n"
-    writer.write(head.encode() + b"\r\n" + data)
+    return head.encode() + b"\r\n" + data
+
+
+async def _send_json(writer: asyncio.StreamWriter, status: int, obj: Any, extra: dict | None = None) -> bool:
+    writer.write(_response(status, obj, extra))
     await writer.drain()
     return True
 

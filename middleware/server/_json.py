@@ -1,10 +1,37 @@
-"""Fast JSON when orjson is installed, the standard library otherwise."""
+"""Fast JSON when orjson is installed, the standard library otherwise.
+
+Two promises the proxy makes about request bodies live here: numbers pass through
+exactly (orjson turns integers beyond 64 bits into floats, so such bodies are parsed
+by the standard library, whose ints are unbounded), and nesting is bounded
+(:data:`MAX_DEPTH`), because copying and re-encoding a deeply nested body recurses.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-__all__ = ["dumps", "loads", "JSONDecodeError"]
+__all__ = ["dumps", "loads", "JSONDecodeError", "MAX_DEPTH", "too_deep"]
+
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a request body (tool schemas need ~10)."""
+
+# 19 digits in a row may be an integer outside [-2**63, 2**64): a cheap, safe over-approximation
+# (digits inside strings also match; the standard library then parses that body, slower but exact).
+# bytes.translate + find is ~12x faster than the regex \d{19}.
+_DIGIT_MARKS = bytes(1 if 0x30 <= b <= 0x39 else 0 for b in range(256))
+_LONG_RUN = b"\x01" * 19
+
+
+def _long_digit_run(raw: bytes) -> bool:
+    return _LONG_RUN in raw.translate(_DIGIT_MARKS)
+
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON: orjson refuses them, so the standard library must too.
+    raise ValueError(f"{name} is not valid JSON")
+
 
 try:
     import orjson
@@ -12,25 +39,46 @@ try:
     JSONDecodeError: type[Exception] = orjson.JSONDecodeError
 
     def loads(data: bytes | str) -> Any:
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        if _long_digit_run(raw):
+            return json.loads(data, parse_constant=_no_constant)
         return orjson.loads(data)
 
     def dumps(obj: Any) -> bytes:
-        # Non-str keys and numpy scalars can appear in litellm objects: fall back rather than fail.
+        # Non-str keys, numpy scalars and integers beyond 64 bits can appear: fall back rather than fail.
         try:
             return orjson.dumps(obj)
         except TypeError:
-            import json
-
             return json.dumps(obj, default=str).encode()
 
 except ImportError:  # pragma: no cover - orjson is optional
-    import json
-
     JSONDecodeError = ValueError
 
     def loads(data: bytes | str) -> Any:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_no_constant)
 
     def dumps(obj: Any) -> bytes:
         # ASCII escapes keep lone surrogates (which json.loads accepts) encodable.
         return json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+
+def too_deep(raw: bytes, obj: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``obj`` (parsed from ``raw``) nests arrays/objects more than ``limit`` levels deep.
+
+    Iterative, so the check itself cannot hit the recursion limit; bodies with fewer
+    brackets than the limit (nearly all) are answered by two byte counts.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    level, depth = ([obj] if isinstance(obj, (dict, list)) else []), 1
+    while level:  # one nesting level per round
+        if depth > limit:
+            return True
+        below: list = []
+        for node in level:
+            below += [c for c in (node.values() if type(node) is dict else node) if type(c) in _CONTAINERS]
+        level, depth = below, depth + 1
+    return False
+
+
+_CONTAINERS = (dict, list)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import tempfile
 import threading
 import time
 from typing import Any
@@ -20,13 +22,16 @@ log = logging.getLogger("selfalign.server")
 def _uvicorn_config(app: Any, config: ServerConfig, port: int | None = None) -> Any:
     import uvicorn
 
+    from ._protocol import OpenAIShapedHTTP
+
     # Our own one line per request replaces the access log (which would also log query strings).
     return uvicorn.Config(app, host=config.host, port=config.port if port is None else port,
                           log_level=config.log_level, access_log=False, lifespan="on", server_header=False,
-                          timeout_graceful_shutdown=5, backlog=2048)
+                          timeout_graceful_shutdown=5, backlog=2048, http=OpenAIShapedHTTP)
 
 
-_CONFIG_ENV = "SELFALIGN_SERVER_CONFIG"
+# The path of the settings file of the workers (a path, not the settings: those hold keys).
+_CONFIG_ENV = "SELFALIGN_SERVER_CONFIG_FILE"
 
 
 def configure_logging(level: str) -> None:
@@ -50,8 +55,22 @@ def run(config: ServerConfig) -> None:
     if config.workers == 1:
         uvicorn.Server(_uvicorn_config(app, config)).run()
         return
-    # uvicorn starts workers from an import string; they rebuild the settings from the environment.
-    os.environ[_CONFIG_ENV] = config.to_json()
+    # uvicorn starts workers from an import string; they rebuild the settings from a file only this
+    # user can read, removed on exit. (In an environment variable the keys would be readable by every
+    # child process and in /proc/PID/environ; the file is reread when uvicorn restarts a worker.)
+    fd, path = tempfile.mkstemp(prefix="selfalign-serve-", suffix=".json")  # mode 0600
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(config.to_json())
+    os.environ[_CONFIG_ENV] = path
+    try:
+        _run_workers(config)
+    finally:
+        os.environ.pop(_CONFIG_ENV, None)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _run_workers(config: ServerConfig) -> None:
     from uvicorn.supervisors import Multiprocess
 
     settings = _uvicorn_config("middleware.server._run:app_from_env", config)
@@ -67,7 +86,8 @@ def run(config: ServerConfig) -> None:
 
 def app_from_env() -> Any:
     """The app of one worker process (see :func:`run`)."""
-    config = ServerConfig.from_json(os.environ[_CONFIG_ENV])
+    with open(os.environ[_CONFIG_ENV], encoding="utf-8") as f:
+        config = ServerConfig.from_json(f.read())
     configure_logging(config.log_level)
     return create_app(config)
 

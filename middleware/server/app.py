@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SelfAlignError
-from ._json import JSONDecodeError, dumps, loads
+from . import guard
+from ._json import MAX_DEPTH, JSONDecodeError, dumps, loads, too_deep
 from .config import ServerConfig
 from .errors import ProxyError, bad_request, error_body, from_selfalign
 from ..data.registry import ProfileRegistry
@@ -55,7 +56,7 @@ class Proxy:
         for up in self.router.upstreams:
             if up.passthrough:
                 up.base_url()  # a relayed upstream without a base URL is a start-up error, not a 400 per request
-        self.forwarders = Forwarders(config.timeout)
+        self.forwarders = Forwarders(config.timeout, config.idle_timeout)
         self.default_key = align_key(None, {}, None, config, self.aligners)
         if self.default_key is not None:
             self.aligners.get(self.default_key)  # warm, and surface errors now rather than per request
@@ -104,6 +105,7 @@ class Proxy:
                              code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
     async def read_json(self, request: Request) -> dict:
+        _check_content_type(request.headers.get("content-type"))
         limit = self.config.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -112,20 +114,30 @@ class Proxy:
             if int(declared) > limit:
                 raise _too_large(limit)
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
+        try:
+            # A client that trickles its body would otherwise hold a connection (and a task) forever.
+            async with asyncio.timeout(self.config.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise ProxyError(408, f"the request body did not arrive within {self.config.body_timeout:g} s "
+                                  f"(--body-timeout)", code="request_timeout",
+                             headers={"Connection": "close"}) from None
         raw = b"".join(chunks)
         if not raw.strip():
             raise bad_request("the request body is empty: send a JSON object")
         try:
             body = loads(raw)
-        except (JSONDecodeError, ValueError, UnicodeDecodeError) as e:
+        except (JSONDecodeError, ValueError, UnicodeDecodeError, RecursionError) as e:
             raise bad_request(f"the request body is not valid JSON: {str(e).splitlines()[0][:200]}") from None
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
+        if too_deep(raw, body):
+            raise bad_request(f"the request body nests arrays/objects more than {MAX_DEPTH} levels deep; "
+                              f"flatten it")
         return body
 
     async def align(self, key: AlignOptions | None, messages: list) -> tuple[list, list]:
@@ -262,6 +274,15 @@ def _too_large(limit: int) -> ProxyError:
                       code="request_too_large")
 
 
+def _check_content_type(value: str | None) -> None:
+    # Browsers send text/plain (and Blob bodies with no type) cross-site without a preflight:
+    # insisting on JSON makes every cross-site call a preflighted one, which the guard answers.
+    if value is None or value.partition(";")[0].strip().lower() != "application/json":
+        got = f"{value[:100]!r}" if value else "none"
+        raise ProxyError(415, f"Content-Type must be application/json (got {got})", param="content-type",
+                         code="unsupported_media_type")
+
+
 def _check_messages(messages: Any) -> None:
     if not isinstance(messages, list):
         raise bad_request("messages must be a list of {'role': ..., 'content': ...} objects", param="messages")
@@ -322,6 +343,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                   description="OpenAI-compatible chat proxy that prepends a country's World Values Survey "
                               "demonstrations (Self-Alignment, Choenni & Shutova 2024) to the system message.")
     app.state.proxy = proxy
+    guard.install(app, proxy.config)
 
     @app.exception_handler(ProxyError)
     async def _proxy_error(request: Request, exc: ProxyError) -> JSONResponse:

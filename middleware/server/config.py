@@ -6,7 +6,10 @@ A config file (``selfalign serve --config FILE``)::
     api_base: null                     # its base URL, when not the provider's default
     country: ro                        # default country (none: no injection unless a request asks)
     language: en
-    timeout: 600                       # seconds to wait for the upstream (between chunks when streaming)
+    timeout: 600                       # seconds for a whole upstream answer (streams: until the first event)
+    stream_idle_timeout: 600           # seconds between two stream events (default: timeout)
+    allowed_hosts: [proxy.internal]    # Host names accepted besides the listening address and localhost
+    cors_origins: [https://app.example]  # web pages that may call the proxy from a browser
     models:                            # with a list, requests must name one of these (or an alias)
       - name: gpt-4o-mini              # what clients send as "model"
         model: openai/gpt-4o-mini
@@ -115,12 +118,22 @@ class ServerConfig(AlignOptions):
     log_level: str = "info"
     workers: int = 1
     """Server processes sharing the port (one event loop each; use about one per free core)."""
+    # Hardening (see docs/proxy.md, Security): deadlines and who may call from where.
+    stream_idle_timeout: float | None = None
+    """Seconds allowed between two stream events (None: the same as ``timeout``)."""
+    body_timeout: float = 30.0
+    """Seconds allowed for a client to send its request body (408 after that)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header names accepted besides the listening address and the localhost names ('*': any)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins (scheme://host[:port]) whose web pages may call the proxy ('*': any); others get 403."""
 
     def __post_init__(self) -> None:
         try:
             super().__post_init__()
         except SelfAlignError as e:
             raise ConfigError(str(e), param=e.param) from None
+        self._check_hardening()
         if self.forward not in FORWARD_MODES:
             raise ConfigError(f"forward must be one of {', '.join(FORWARD_MODES)}, got {self.forward!r}",
                               param="forward")
@@ -136,6 +149,25 @@ class ServerConfig(AlignOptions):
                 raise ConfigError(f"alias {alias!r} points to {target!r}, which is not in models "
                                   f"({', '.join(sorted(names)) or 'none configured'})", param="aliases")
 
+    def _check_hardening(self) -> None:
+        for name in ("allowed_hosts", "cors_origins"):
+            value = getattr(self, name)
+            value = (value,) if isinstance(value, str) else tuple(value or ())
+            if not all(isinstance(v, str) and v.strip() for v in value):
+                raise ConfigError(f"{name} must be a list of non-empty strings", param=name)
+            object.__setattr__(self, name, tuple(v.strip() for v in value))  # lists from YAML/JSON
+        for name in ("stream_idle_timeout", "body_timeout"):
+            value = getattr(self, name)
+            if value is None and name == "stream_idle_timeout":
+                continue
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
+                raise ConfigError(f"{name} must be a positive number of seconds", param=name)
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds allowed between two stream events."""
+        return self.stream_idle_timeout or self.timeout
+
     @property
     def default_model(self) -> str:
         if self.model:
@@ -150,6 +182,11 @@ class ServerConfig(AlignOptions):
 
     def check_bind(self) -> None:
         """Refuse to listen beyond loopback without a key: an open proxy spends the upstream's credits."""
+        for name in ("allowed_hosts", "cors_origins"):
+            if "*" in getattr(self, name) and not self.api_key:
+                # Without a key, '*' hands the proxy (and the upstream's credits) to every web page.
+                raise ConfigError(f"{name} '*' needs an API key (--api-key): without one any web page "
+                                  f"could use this proxy", param=name)
         if self.api_key or _is_loopback(self.host):
             return
         raise ConfigError(f"refusing to listen on {self.host} without an API key: pass --api-key or set "

@@ -35,11 +35,13 @@ class Relay:
     """Forwards the (aligned) request body as-is to an OpenAI-compatible ``/chat/completions``.
 
     Uses aiohttp: per request it costs a fifth of httpx's CPU, and the proxy's
-    latency budget is a few milliseconds.
+    latency budget is a few milliseconds. Redirects are not followed: a 307 would
+    re-send the demonstrations and the user's messages to wherever it points.
     """
 
-    def __init__(self, timeout: float):
+    def __init__(self, timeout: float, idle_timeout: float | None = None):
         self._timeout = timeout
+        self._idle = idle_timeout or timeout
         self._session: Any = None
         # url and headers, resolved once per upstream (upstreams live as long as the app)
         self._targets: dict[int, tuple[str, dict]] = {}
@@ -48,10 +50,11 @@ class Relay:
         import aiohttp
 
         # One pool for all requests; limit=0: the proxy, not the pool, decides concurrency.
+        # Deadlines are the forwarder's own (a whole answer; between stream events), not per socket read,
+        # which an upstream trickling one byte at a time would never trip.
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(self._timeout, 30),
-                                          sock_read=self._timeout),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(self._timeout, 30)),
             skip_auto_headers=("User-Agent",))
 
     async def close(self) -> None:
@@ -71,49 +74,86 @@ class Relay:
 
     async def complete(self, up: Upstream, body: dict) -> bytes:
         url, data, headers = self._args(up, body)
+        deadline = asyncio.timeout(self._timeout)
         try:
-            async with self._session.post(url, data=data, headers=headers) as r:
-                payload = await r.read()
-                if r.status >= 400:
-                    raise from_upstream_status(r.status, _try_loads(payload), r.headers)
-                return payload
-        except ProxyError:
+            async with deadline:
+                async with self._session.post(url, data=data, headers=headers, allow_redirects=False) as r:
+                    payload = await r.read()
+                    if r.status >= 300:
+                        raise _refused(r, payload)
+                    return payload
+        except (ProxyError, asyncio.CancelledError):
             raise
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # connection refused/reset, timeouts, bad chunked encoding
+        except Exception as e:  # connection refused/reset, connect timeout, bad chunked encoding
+            if deadline.expired():
+                raise _timed_out(f"no complete answer within {self._timeout:g} s (--timeout)") from None
             raise from_exception(e) from None
 
     async def stream(self, up: Upstream, body: dict) -> AsyncIterator[bytes]:
         url, data, headers = self._args(up, body)
+        deadline = asyncio.timeout(self._timeout)
         try:
-            r = await self._session.post(url, data=data, headers=headers)
+            async with deadline:
+                r = await self._session.post(url, data=data, headers=headers, allow_redirects=False)
+                payload = await r.read() if r.status >= 300 else b""
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            if deadline.expired():
+                raise _timed_out(f"the stream did not start within {self._timeout:g} s (--timeout)") from None
             raise from_exception(e) from None
-        if r.status >= 400:
-            try:
-                payload = await r.read()
-            except Exception:
-                payload = b""
-            finally:
-                r.release()
-            raise from_upstream_status(r.status, _try_loads(payload), r.headers)
-        return self._relay(r)
+        if r.status >= 300:
+            r.release()
+            raise _refused(r, payload)
+        ctype = r.headers.get("Content-Type", "")
+        if ctype and not ctype.lower().startswith("text/event-stream"):
+            r.close()
+            raise ProxyError(502, f"upstream error: it answered a streaming request with Content-Type "
+                                  f"{ctype[:100]!r}, not text/event-stream", "upstream_error",
+                             code="upstream_not_a_stream")
+        return self._relay(r, deadline.when())
 
-    async def _relay(self, r: Any) -> AsyncIterator[bytes]:
-        tail, clean = b"", False
+    async def _relay(self, r: Any, deadline: float) -> AsyncIterator[bytes]:
+        """Upstream events, passed on whole.
+
+        Only complete events (up to a blank line) are forwarded, so that when the upstream breaks
+        off mid-event the error event starts on a fresh event boundary and SDKs parse it as an
+        error rather than choke on half a JSON object. The first event must come by the
+        request's deadline; each later one within the idle timeout of the previous one.
+        """
+        loop = asyncio.get_running_loop()
+        it = r.content.iter_any().__aiter__()
+        pending, last, clean = b"", b"", False
         try:
-            async for chunk in r.content.iter_any():
-                tail = (tail + chunk)[-32:]
-                yield chunk
-            if b"[DONE]" in tail:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await it.__anext__()
+                except StopAsyncIteration:
+                    break
+                pending += chunk
+                end = _event_end(pending)
+                if end:
+                    deadline = loop.time() + self._idle
+                    last, pending = pending[:end], pending[end:]
+                    yield last
+                elif len(pending) > _MAX_EVENT:
+                    raise ProxyError(502, f"upstream error: more than {_MAX_EVENT} bytes without an event boundary "
+                                          f"(not an event stream)", "upstream_error", code="upstream_not_a_stream")
+            if (last + pending).rstrip().endswith(b"[DONE]"):
                 clean = True
+                if pending.strip():
+                    yield pending.rstrip() + b"\n\n"
             else:
                 # A connection closed cleanly but early is still a truncated answer.
-                yield sse_error(ProxyError(502, "upstream error: the stream ended before [DONE]", "upstream_error",
-                                           code="upstream_truncated"))
+                where = " in the middle of an event" if pending.strip() else ""
+                yield sse_error(ProxyError(502, f"upstream error: the stream ended{where} before [DONE]",
+                                           "upstream_error", code="upstream_truncated"))
+        except TimeoutError:
+            err = _timed_out(f"no stream event for {self._idle:g} s (--stream-idle-timeout)" if last else
+                             f"the stream did not start within {self._timeout:g} s (--timeout)")
+            log.warning("upstream stream failed after it started: %s", err.message)
+            yield sse_error(err)
         except Exception as e:
             err = from_exception(e)
             log.warning("upstream stream failed after it started: %s", err.message)
@@ -124,11 +164,35 @@ class Relay:
             r.release() if clean else r.close()
 
 
+# Chat events are a few hundred bytes; a megabyte without a blank line is not an event stream.
+_MAX_EVENT = 1 << 20
+
+
+def _event_end(buf: bytes) -> int:
+    """Where the last complete SSE event in ``buf`` ends (0: none yet)."""
+    lf, crlf = buf.rfind(b"\n\n"), buf.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+def _timed_out(detail: str) -> ProxyError:
+    return ProxyError(504, f"upstream timed out: {detail}", "timeout_error", code="upstream_timeout")
+
+
+def _refused(r: Any, payload: bytes) -> ProxyError:
+    if r.status < 400:
+        location = r.headers.get("Location") or "nowhere"
+        return ProxyError(502, f"upstream error: it answered {r.status} (a redirect to {location[:200]!r}), which "
+                               f"the proxy does not follow; set api_base to the final address", "upstream_error",
+                          code="upstream_redirect")
+    return from_upstream_status(r.status, _try_loads(payload), r.headers)
+
+
 class LiteLLMForwarder:
     """Any litellm provider (anthropic/, ollama/, local/, ...) via ``litellm.acompletion``."""
 
-    def __init__(self, timeout: float):
+    def __init__(self, timeout: float, idle_timeout: float | None = None):
         self._timeout = timeout
+        self._idle = idle_timeout or timeout
         self._litellm: Any = None
         self._extra: dict = {}
 
@@ -170,25 +234,33 @@ class LiteLLMForwarder:
         return kw
 
     async def complete(self, up: Upstream, body: dict) -> bytes:
+        deadline = asyncio.timeout(self._timeout)  # litellm's own timeout is per read
         try:
-            response = await self._litellm.acompletion(**self._kwargs(up, body))
+            async with deadline:
+                response = await self._litellm.acompletion(**self._kwargs(up, body))
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            if deadline.expired():
+                raise _timed_out(f"no complete answer within {self._timeout:g} s (--timeout)") from None
             raise from_exception(e) from None
         return dumps(response.model_dump(exclude_none=True))
 
     async def stream(self, up: Upstream, body: dict) -> AsyncIterator[bytes]:
+        deadline = asyncio.timeout(self._timeout)
         try:
-            stream = await self._litellm.acompletion(stream=True, **self._kwargs(up, body))
-            it = stream.__aiter__()
-            # Wait for the first chunk before answering 200, so early failures keep their status.
-            first = await it.__anext__()
+            async with deadline:
+                stream = await self._litellm.acompletion(stream=True, **self._kwargs(up, body))
+                it = stream.__aiter__()
+                # Wait for the first chunk before answering 200, so early failures keep their status.
+                first = await it.__anext__()
         except StopAsyncIteration:
             first, it, stream = None, None, None
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            if deadline.expired():
+                raise _timed_out(f"the stream did not start within {self._timeout:g} s (--timeout)") from None
             raise from_exception(e) from None
         return self._relay(stream, it, first)
 
@@ -196,9 +268,18 @@ class LiteLLMForwarder:
         try:
             if first is not None:
                 yield _sse(first)
-                async for chunk in it:
+                while True:
+                    try:
+                        async with asyncio.timeout(self._idle):  # only around the wait, never around a yield
+                            chunk = await it.__anext__()
+                    except StopAsyncIteration:
+                        break
                     yield _sse(chunk)
             yield DONE
+        except TimeoutError:
+            err = _timed_out(f"no stream event for {self._idle:g} s (--stream-idle-timeout)")
+            log.warning("upstream stream failed after it started: %s", err.message)
+            yield sse_error(err)
         except Exception as e:
             err = from_exception(e)
             log.warning("upstream stream failed after it started: %s", err.message)
@@ -215,9 +296,9 @@ class LiteLLMForwarder:
 class Forwarders:
     """Picks the relay or litellm per upstream; starts only what the configured upstreams need."""
 
-    def __init__(self, timeout: float):
-        self.relay = Relay(timeout)
-        self.litellm = LiteLLMForwarder(timeout)
+    def __init__(self, timeout: float, idle_timeout: float | None = None):
+        self.relay = Relay(timeout, idle_timeout)
+        self.litellm = LiteLLMForwarder(timeout, idle_timeout)
         self._started: set[str] = set()
 
     async def start(self, upstreams: list[Upstream]) -> None:
