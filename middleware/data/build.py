@@ -3,7 +3,11 @@
 Four sources, each turned into per-probe :class:`CountryAnswer` objects:
 
 - ``wvs``: the WVS Wave 7 respondent file (weighted shares, any country in it);
-- ``wvs7-shares``: published answer shares per country and question (CultureSPA);
+- ``wvs7-shares``: published answer shares per country and question (CultureSPA, 19 countries, Q1-Q259);
+- ``wvs7-shares-46``: published answer shares in the same schema (SimLLMCultureDist, 45 countries,
+  Q1-Q198 less the knowledge, economic and postmaterialist blocks); where both files hold a
+  question they agree to 1e-4 after renormalising (:func:`compare_shares`) and ``wvs7-shares`` wins
+  (see ``SOURCE_PRIORITY``);
 - ``goqa``: GlobalOpinionQA rows, matched to WVS ids by question text (rapidfuzz), kept
   only when the match is confident and the answer scale has the WVS number of codes;
 - ``wvs7-means``: country means of the "justifiable" items; a mean only says which
@@ -26,7 +30,8 @@ from .countries import resolve_country
 from ..errors import SelfAlignError, UnknownCountryError
 from .probes import Probe
 
-__all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv", "merge", "build_all"]
+__all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv", "merge", "build_all",
+           "build_sources", "compare_shares", "SHARES_FILES"]
 
 Answers = dict[str, dict[str, CountryAnswer]]  # alpha3 -> probe id -> answer
 
@@ -48,16 +53,32 @@ def _with_codes(probes: Iterable[Probe]) -> list[Probe]:
     return [p for p in probes if p.codes is not None]
 
 
-def from_shares(path: Path, probes: Iterable[Probe]) -> Answers:
-    """``{ISO3: {"Q1": {"1": share, ...}}}`` as in wvs7-shares/proportions_group_by_country.json."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+# Published-share files in the layout of the shared data: source name -> path under --data-dir.
+SHARES_FILES = {"wvs7-shares": "wvs7-shares/proportions_group_by_country.json",
+                "wvs7-shares-46": "wvs7-shares-46/shares.json"}
+
+
+def _read_shares(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SelfAlignError(f"{path}: cannot read answer shares: {e}", param="data_dir") from None
+
+
+def from_shares(path: Path, probes: Iterable[Probe], source: str = "wvs7-shares") -> Answers:
+    """``{ISO3: {"Q1": {"1": share, ...}}}`` as in wvs7-shares/proportions_group_by_country.json.
+
+    Whether a file's shares keep don't-know in the denominator (wvs7-shares) or sum to 1
+    (wvs7-shares-46) does not matter: :func:`collapse` renormalises over the two options.
+    """
+    data = _read_shares(path)
     out: Answers = {}
     for country, questions in data.items():
         alpha3 = resolve_country(country).alpha3
         for p in _with_codes(probes):
             dist = questions.get(p.wvs_id)
             if dist:
-                a = collapse(p, {int(float(k)): float(v) for k, v in dist.items()}, "wvs7-shares")
+                a = collapse(p, {int(float(k)): float(v) for k, v in dist.items()}, source)
                 if a:
                     out.setdefault(alpha3, {})[p.id] = a
     return out
@@ -71,6 +92,31 @@ _MEAN_ITEMS = {
     "beat his wife": "Q189", "parents beating children": "Q190", "violence against other people": "Q191",
     "terrorism": "Q192", "casual sex": "Q193", "political violence": "Q194", "death penalty": "Q195",
 }
+
+
+def compare_shares(path_a: Path, path_b: Path) -> tuple[int, float, list[tuple[str, str, float]]]:
+    """Questions both share files hold: (how many, largest code-share difference, those over 1e-4).
+
+    Each distribution is renormalised over its valid codes first, since one file keeps
+    don't-know in the denominator and the other does not.
+    """
+    a, b = _read_shares(path_a), _read_shares(path_b)
+    n, worst, over = 0, 0.0, []
+    for country in sorted(set(a) & set(b)):
+        for qid in sorted(set(a[country]) & set(b[country])):
+            da, db = a[country][qid], b[country][qid]
+            ta, tb = sum(da.values()), sum(db.values())
+            if ta <= 0 or tb <= 0:
+                continue
+            codes = {int(float(k)) for k in da} | {int(float(k)) for k in db}
+            ga = {int(float(k)): v / ta for k, v in da.items()}
+            gb = {int(float(k)): v / tb for k, v in db.items()}
+            diff = max(abs(ga.get(c, 0.0) - gb.get(c, 0.0)) for c in codes)
+            n += 1
+            worst = max(worst, diff)
+            if diff > 1e-4:
+                over.append((country, qid, diff))
+    return n, worst, over
 
 
 def from_means(path: Path, probes: Iterable[Probe]) -> Answers:
@@ -230,21 +276,33 @@ def merge(*sources: Answers) -> dict[str, CountryAnswers]:
             for a3, v in sorted(merged.items())}
 
 
-def build_all(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None) -> dict[str, CountryAnswers]:
-    """Every source that is given: ``data_dir`` in the layout of the project's shared data, and/or a WVS file."""
-    parts: list[Answers] = []
+def build_sources(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None) -> dict[str, Answers]:
+    """Each given source's answers, by source name (merge them with :func:`merge`).
+
+    ``data_dir`` is in the layout of the project's shared data; ``wvs7-shares-46/`` in it is
+    optional, so a copy made before that file existed still builds.
+    """
+    parts: dict[str, Answers] = {}
     if wvs_csv is not None:
-        parts.append(from_wvs_csv(wvs_csv, probes))
+        parts["wvs"] = from_wvs_csv(wvs_csv, probes)
     if data_dir is not None:
         d = Path(data_dir)
-        needed = [d / "wvs7-shares/proportions_group_by_country.json", d / "wvs7-ethics-means/wvs_w7_mcm.csv",
+        needed = [d / SHARES_FILES["wvs7-shares"], d / "wvs7-ethics-means/wvs_w7_mcm.csv",
                   d / "goqa-sample/eval.json", d / "wvs7-shares/wvs_questions.json", d / "wvs7-meta/codebook.json"]
         for f in needed:
             if not f.is_file():
                 raise SelfAlignError(f"{f} is missing: --data-dir must hold wvs7-shares/, wvs7-ethics-means/, "
-                                     "goqa-sample/ and wvs7-meta/", param="data_dir")
-        parts += [from_shares(needed[0], probes), from_goqa(needed[2], probes, needed[3], needed[4]),
-                  from_means(needed[1], probes)]
+                                     "goqa-sample/ and wvs7-meta/ (wvs7-shares-46/ is optional)", param="data_dir")
+        parts["wvs7-shares"] = from_shares(needed[0], probes, "wvs7-shares")
+        if (d / SHARES_FILES["wvs7-shares-46"]).is_file():
+            parts["wvs7-shares-46"] = from_shares(d / SHARES_FILES["wvs7-shares-46"], probes, "wvs7-shares-46")
+        parts["goqa"] = from_goqa(needed[2], probes, needed[3], needed[4])
+        parts["wvs7-means"] = from_means(needed[1], probes)
     if not parts:
         raise SelfAlignError("nothing to build from: give --data-dir DIR and/or --wvs FILE.csv", param="data_dir")
-    return merge(*parts)
+    return parts
+
+
+def build_all(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None) -> dict[str, CountryAnswers]:
+    """Every source that is given, merged by priority (see :func:`build_sources`)."""
+    return merge(*build_sources(probes, data_dir, wvs_csv).values())
