@@ -22,6 +22,7 @@ import csv
 import json
 import re
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -31,7 +32,8 @@ from ..errors import SelfAlignError, UnknownCountryError
 from .probes import Probe
 
 __all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv", "merge", "build_all",
-           "build_sources", "compare_shares", "SHARES_FILES"]
+           "build_sources", "compare_shares", "goqa_distributions", "mislabelled_countries",
+           "published_distributions", "SHARES_FILES", "MIN_LABEL_FIT", "MIN_MEAN_DISTANCE"]
 
 Answers = dict[str, dict[str, CountryAnswer]]  # alpha3 -> probe id -> answer
 
@@ -119,8 +121,17 @@ def compare_shares(path_a: Path, path_b: Path) -> tuple[int, float, list[tuple[s
     return n, worst, over
 
 
-def from_means(path: Path, probes: Iterable[Probe]) -> Answers:
-    """Country means rescaled to [-1, 1] (-1 = never justifiable): the sign gives the majority side."""
+# Found by the audit (docs/profiles.md): every mean that disagreed with published shares lay within
+# 0.1 of the midpoint (|wvs_score| <= 0.092), where a skewed distribution puts the mean and the
+# majority on different sides; such a mean says nothing about the majority.
+MIN_MEAN_DISTANCE = 0.1
+
+
+def from_means(path: Path, probes: Iterable[Probe], checks: bool = True) -> Answers:
+    """Country means rescaled to [-1, 1] (-1 = never justifiable): the sign gives the majority side.
+
+    With ``checks`` (the default) a mean closer than ``MIN_MEAN_DISTANCE`` to the midpoint gives no answer.
+    """
     by_wvs = defaultdict(list)
     for p in _with_codes(probes):
         by_wvs[p.wvs_id].append(p)
@@ -131,7 +142,7 @@ def from_means(path: Path, probes: Iterable[Probe]) -> Answers:
             if qid is None or not row.get("wvs_score"):
                 continue
             score = float(row["wvs_score"])
-            if score == 0:
+            if score == 0 or (checks and abs(score) < MIN_MEAN_DISTANCE):
                 continue
             alpha3 = resolve_country(row["country"]).alpha3
             for p in by_wvs.get(qid, []):
@@ -165,23 +176,42 @@ def _goqa_candidates(questions_path: Path, codebook_path: Path, wvs_ids: set[str
     return out
 
 
-def _orient(labels: list[str], code_labels: list[str]) -> bool:
-    """True when a row lists its options in reverse code order (compared by label wording)."""
+def _label_fit(labels: list[str], code_labels: list[str]) -> tuple[float, bool]:
+    """How well a row's option labels fit the WVS code labels (0-100), and whether they run in reverse order."""
     from rapidfuzz import fuzz
 
-    same = sum(fuzz.ratio(a.lower(), b.lower()) for a, b in zip(labels, code_labels))
-    rev = sum(fuzz.ratio(a.lower(), b.lower()) for a, b in zip(labels, reversed(code_labels)))
-    return rev > same
+    def fit(a: list[str], b: list[str]) -> float:
+        return sum(fuzz.token_sort_ratio(x.lower(), y.lower()) for x, y in zip(a, b)) / max(len(a), 1)
+
+    same, rev = fit(labels, code_labels), fit(labels, code_labels[::-1])
+    return max(same, rev), rev > same
 
 
-def from_goqa(path: Path, probes: Iterable[Probe], questions_path: Path, codebook_path: Path,
-              min_score: float = 85.0, min_margin: float = 5.0) -> Answers:
-    """GlobalOpinionQA rows (no WVS ids) matched to WVS ids by question text; confident matches only."""
+# Found by the audit (docs/profiles.md): a row whose answer labels share less than this with the WVS
+# scale is another question that happens to share words with the item, e.g. the Pew item "It is
+# (not) necessary to believe in God to be moral" matched Q165 "Believe in: God" through the one
+# word "God", and "Election officials are fair" (how often ...) matched Q76 "Confidence: Elections".
+MIN_LABEL_FIT = 50.0
+
+
+def goqa_distributions(path: Path, probes: Iterable[Probe], questions_path: Path, codebook_path: Path,
+                       min_score: float = 85.0, min_margin: float = 5.0, check_labels: bool = True
+                       ) -> dict[tuple[str, str], dict[int, float]]:
+    """GlobalOpinionQA rows matched to WVS ids by question text: ``{(ISO3, WVS id): {code: share}}``.
+
+    ``check_labels=False`` is the matcher before the audit (text only), kept to report the audit's effect.
+    """
+    return dict(_goqa_distributions(str(path), tuple(_with_codes(probes)), str(questions_path), str(codebook_path),
+                                    min_score, min_margin, check_labels))
+
+
+@lru_cache(maxsize=4)  # the audit reads the same rows as the build: match them once
+def _goqa_distributions(path: str, probes: tuple[Probe, ...], questions_path: str, codebook_path: str,
+                        min_score: float, min_margin: float, check_labels: bool
+                        ) -> dict[tuple[str, str], dict[int, float]]:
     from rapidfuzz import fuzz
 
-    probes = _with_codes(probes)
-    wvs_ids = {p.wvs_id for p in probes}
-    candidates = _goqa_candidates(questions_path, codebook_path, wvs_ids)
+    candidates = _goqa_candidates(Path(questions_path), Path(codebook_path), {p.wvs_id for p in probes})
     best: dict[tuple[str, str], tuple[float, dict[int, float]]] = {}
     for row in json.loads(Path(path).read_text(encoding="utf-8")):
         if "non-national" in row["country"].lower():
@@ -202,15 +232,81 @@ def from_goqa(path: Path, probes: Iterable[Probe], questions_path: Path, codeboo
             continue
         scored.sort(key=lambda t: -t[0])
         s, qid, codes, code_labels = scored[0]
-        if _orient([str(o) for o, _ in kept], code_labels):
+        fit, reverse = _label_fit([str(o) for o, _ in kept], code_labels)
+        if reverse:
             codes = codes[::-1]
         if s < min_score or (len(scored) > 1 and s - scored[1][0] < min_margin):
+            continue
+        if check_labels and fit < MIN_LABEL_FIT:
             continue
         key = (alpha3, qid)
         if key not in best or s > best[key][0]:
             best[key] = (s, {c: d for c, (_, d) in zip(codes, kept)})
+    return {key: dist for key, (_, dist) in best.items()}
+
+
+def _l1(a: Mapping[int, float], b: Mapping[int, float]) -> float:
+    ta, tb = sum(a.values()) or 1.0, sum(b.values()) or 1.0
+    return sum(abs(a.get(c, 0.0) / ta - b.get(c, 0.0) / tb) for c in set(a) | set(b))
+
+
+def mislabelled_countries(rows: Mapping[tuple[str, str], Mapping[int, float]],
+                          published: Mapping[str, Mapping[str, Mapping[int, float]]],
+                          far: float = 0.1, min_rows: int = 3) -> dict[str, str | None]:
+    """Countries whose matched rows are not their own figures: ``{ISO3: country they sit nearest, or None}``.
+
+    The audit found the GlobalOpinionQA rows labelled Argentina holding Andorra's published shares
+    to the third decimal, Armenia's holding Bangladesh's, Australia's holding Argentina's, and
+    Andorra's matching no published country. A country is flagged when more than half of its rows
+    that have published figures of their own differ from them by more than ``far`` (L1 over codes;
+    an honest row differs by sampling and rounding, well under 0.1). Its rows are then dropped
+    altogether, also where there is nothing to compare, since the label, not the question, is wrong.
+    """
+    by_country: dict[str, list[tuple[str, Mapping[int, float]]]] = defaultdict(list)
+    for (alpha3, qid), dist in rows.items():
+        if qid in published.get(alpha3, {}):
+            by_country[alpha3].append((qid, dist))
+    out: dict[str, str | None] = {}
+    for alpha3, items in sorted(by_country.items()):
+        off = [(qid, dist) for qid, dist in items if _l1(dist, published[alpha3][qid]) > far]
+        if len(items) < min_rows or len(off) * 2 <= len(items):
+            continue
+        nearest = []
+        for qid, dist in off:
+            d, c = min(((_l1(dist, qs[qid]), c) for c, qs in published.items() if c != alpha3 and qid in qs),
+                       default=(9.0, None))
+            if d <= far / 2:
+                nearest.append(c)
+        out[alpha3] = max(set(nearest), key=nearest.count) if nearest else None
+    return out
+
+
+def published_distributions(paths: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:
+    """Published code shares by country and question, first file first (renormalised by :func:`_l1`)."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for path in paths:
+        for country, questions in _read_shares(path).items():
+            alpha3 = resolve_country(country).alpha3
+            for qid, dist in questions.items():
+                out.setdefault(alpha3, {}).setdefault(qid, {int(float(k)): float(v) for k, v in dist.items()})
+    return out
+
+
+def from_goqa(path: Path, probes: Iterable[Probe], questions_path: Path, codebook_path: Path,
+              published: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None,
+              checks: bool = True) -> Answers:
+    """GlobalOpinionQA rows (no WVS ids) matched to WVS ids by question text; confident matches only.
+
+    With ``checks`` (the default) the audit's fixes apply: answer labels must fit the WVS scale, and
+    given ``published`` figures, countries whose rows carry another country's figures are dropped.
+    """
+    probes = _with_codes(probes)
+    rows = goqa_distributions(path, probes, questions_path, codebook_path, check_labels=checks)
+    if checks and published:
+        bad = mislabelled_countries(rows, published)
+        rows = {key: d for key, d in rows.items() if key[0] not in bad}
     out: Answers = {}
-    for (alpha3, qid), (_, dist) in best.items():
+    for (alpha3, qid), dist in rows.items():
         for p in probes:
             if p.wvs_id == qid and (a := collapse(p, dist, "goqa")):
                 out.setdefault(alpha3, {})[p.id] = a
@@ -276,11 +372,13 @@ def merge(*sources: Answers) -> dict[str, CountryAnswers]:
             for a3, v in sorted(merged.items())}
 
 
-def build_sources(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None) -> dict[str, Answers]:
+def build_sources(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None,
+                  checks: bool = True) -> dict[str, Answers]:
     """Each given source's answers, by source name (merge them with :func:`merge`).
 
     ``data_dir`` is in the layout of the project's shared data; ``wvs7-shares-46/`` in it is
-    optional, so a copy made before that file existed still builds.
+    optional, so a copy made before that file existed still builds. ``checks=False`` builds the
+    weaker sources as they were before the audit (for :func:`middleware.data.audit.audit_build`).
     """
     parts: dict[str, Answers] = {}
     if wvs_csv is not None:
@@ -296,8 +394,9 @@ def build_sources(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Pa
         parts["wvs7-shares"] = from_shares(needed[0], probes, "wvs7-shares")
         if (d / SHARES_FILES["wvs7-shares-46"]).is_file():
             parts["wvs7-shares-46"] = from_shares(d / SHARES_FILES["wvs7-shares-46"], probes, "wvs7-shares-46")
-        parts["goqa"] = from_goqa(needed[2], probes, needed[3], needed[4])
-        parts["wvs7-means"] = from_means(needed[1], probes)
+        published = published_distributions([d / f for f in SHARES_FILES.values() if (d / f).is_file()])
+        parts["goqa"] = from_goqa(needed[2], probes, needed[3], needed[4], published=published, checks=checks)
+        parts["wvs7-means"] = from_means(needed[1], probes, checks=checks)
     if not parts:
         raise SelfAlignError("nothing to build from: give --data-dir DIR and/or --wvs FILE.csv", param="data_dir")
     return parts
