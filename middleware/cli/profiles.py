@@ -20,35 +20,48 @@ def list_(
     all_countries: bool = typer.Option(False, "--all", help="Every country with answers, not only the paper's 14."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Per country: how many probes have answers, and from which source."""
+    """Per country: how many probes have answers, from which source, and in which WVS category."""
     import json
 
-    from ..data.answers import available_countries, load_answers
+    from ..data.answers import available_countries
     from ..data.countries import PAPER_PAIRS
-    from ..data.probes import available_languages, load_probes
+    from ..data.coverage import MIN_COVERAGE, coverage
+    from ..data.probes import available_languages
 
-    n_probes = len(load_probes("en"))
     langs = {a3: l for l, a3 in PAPER_PAIRS.items()}
     codes = available_countries() if all_countries else list(PAPER_PAIRS.values())
-    rows = []
-    for a3 in codes:
-        ans = load_answers(a3)
-        rows.append({"country": a3, "name": ans.name, "language": langs.get(a3, "en"),
-                     "answered": len(ans.answers), "probes": n_probes, "sources": ans.counts_by_source()})
+    rows = [{**coverage(a3), "language": langs.get(a3, "en")} for a3 in codes]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Country answers ({n_probes} probes; languages: {', '.join(available_languages())})")
+    n_probes = rows[0]["probes"] if rows else 0
+    table = Table(title=f"Country answers ({n_probes} probes; languages: {', '.join(available_languages())}; "
+                        f"[red]red[/red]: fewer than {MIN_COVERAGE})")
     for col, just in [("country", "left"), ("name", "left"), ("lang", "left"), ("answered", "right"),
                       ("sources", "left")]:
         table.add_column(col, justify=just)
     for r in rows:
-        src = ", ".join(f"{k} {v}" for k, v in sorted(r["sources"].items())) or "-"
-        table.add_row(r["country"], r["name"], r["language"], f"{r['answered']}/{r['probes']}", src)
-    Console().print(table)
+        src = ", ".join(f"{k} {v}" for k, v in r["sources"].items()) or "-"
+        answered = f"{r['answered']}/{r['probes']}"
+        table.add_row(r["country"], r["name"], r["language"],
+                      f"[red]{answered}[/red]" if r["answered"] < MIN_COVERAGE else answered, src)
+    console = Console()
+    console.print(table)
+    # Categories as numbered columns, with a legend: the names are too long for headers.
+    cats = list(rows[0]["categories"]) if rows else []
+    by_cat = Table(title="Answered probes per WVS category")
+    by_cat.add_column("country")
+    for i, _ in enumerate(cats, 1):
+        by_cat.add_column(f"C{i}", justify="right")
+    by_cat.add_row("(probes)", *(str(rows[0]["categories"][c]["probes"]) for c in cats))
+    for r in rows:
+        by_cat.add_row(r["country"], *(str(r["categories"][c]["answered"]) for c in cats))
+    console.print(by_cat)
+    for i, c in enumerate(cats, 1):
+        console.print(f"  C{i}  {c}")
 
 
 @profiles_app.command("build")

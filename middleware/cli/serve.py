@@ -52,4 +52,11 @@ def register(app: typer.Typer) -> None:
                                      timeout=timeout, forward=forward, log_level=log_level and log_level.lower(),
                                      workers=workers, log_content=True if log_content else None)
         configure_logging(config.log_level)
+        if config.country:
+            import logging
+
+            from ..data.coverage import coverage_warning_once
+
+            if (warning := coverage_warning_once(config.country)):
+                logging.getLogger("selfalign.server").warning(warning)
         run(config)

@@ -29,6 +29,8 @@ class Statement:
     so retrieval is the same for every country of a language and only the completion differs."""
     probe_id: str | None = None
     category: str = ""
+    margin: float | None = None
+    """Survey margin of the majority (share of the majority option minus the other's); None when unknown."""
 
 
 @dataclass
@@ -60,7 +62,8 @@ def probe_key(template: str) -> str:
 def builtin_profile(country: Country, language: str) -> ValueProfile:
     """A language's probes completed with the country's majority answers (probes without figures are left out)."""
     answers = load_answers(country)
-    statements = [Statement(text=p.fill(a.majority), key=probe_key(p.template), probe_id=p.id, category=p.category)
+    statements = [Statement(text=p.fill(a.majority), key=probe_key(p.template), probe_id=p.id, category=p.category,
+                            margin=a.margin)
                   for p in load_probes(language) if (a := answer_for(p, answers)) is not None]
     if not statements:
         have = ", ".join(available_countries()) or "none"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import re
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..retrieval.aligner import SelfAligner
 from ..data.countries import resolve_country, resolve_language
+from ..data.coverage import coverage_warning_once
 from ..errors import ProfileError
 from ..data.profile import ValueProfile
 from ..retrieval.strategies import STRATEGIES
@@ -156,6 +158,8 @@ class AlignerCache:
         profile = self._profiles.get(key.profile) if key.profile else None
         aligner = SelfAligner(country=key.country, language=key.language, k=key.k, strategy=key.strategy,
                               profile=profile)
+        if profile is None and (warning := coverage_warning_once(key.country)):  # once per country and process
+            logging.getLogger("selfalign.server").warning(warning)
         with self._lock:
             self._items[key] = aligner
             while len(self._items) > self._size:
