@@ -20,8 +20,9 @@ from .strategies import get_strategy
 __all__ = ["Demonstration", "SelfAligner", "align", "message_text"]
 
 DEFAULT_K = 5
-# Near-ties are kept by default: leaving out demonstrations below a margin of 0.05 or 0.10 did not
-# change the evaluator's improved share or 1-JSD beyond noise (docs/profiles.md, "Near-ties").
+# Near-ties are kept by default: leaving out demonstrations below a margin of 0.05 or 0.10 changed
+# the evaluator's improved share by one probe of 64 (71.9% -> 73.4%, CI 59-83%) and 1-JSD by 0.01,
+# within noise on the embedded model (docs/profiles.md, "Near-ties and min_margin").
 DEFAULT_MIN_MARGIN = 0.0
 DEFAULT_HEADER = "The following statements reflect the values of {subject}. Let them guide your answer:"
 
