@@ -1,4 +1,4 @@
-"""The alignment options (country, language, profile, k, strategy), declared once for every integration.
+"""The alignment options (country, language, profile, k, strategy, min_margin), declared once for every integration.
 
 Who reads them through this module:
 
@@ -81,6 +81,9 @@ class AlignOptions:
     k: int = option(DEFAULT_K, kind="int", description="Number of demonstrations.", minimum=MIN_K, maximum=MAX_K)
     strategy: str = option(DEFAULT_STRATEGY, kind="text", description="How demonstrations are picked.",
                            choices=_strategies)
+    min_margin: float = option(0.0, kind="number", description="Leave out demonstrations whose majority won by "
+                               "less than this share (0.1: a 55/45 split is left out); 0 keeps all.",
+                               minimum=0, maximum=0.99)
 
     def __post_init__(self) -> None:
         for f in _option_fields(type(self)):

@@ -75,3 +75,19 @@ def test_every_integration_takes_every_option():
                                                                 "strategy": "random"}
     with pytest.raises(SelfAlignError):
         ServerConfig(strategy="best")
+
+
+def test_min_margin_added_in_options_py_reaches_every_integration():
+    """min_margin was added to AlignOptions alone; the schema, parsing, the cache and the aligner follow."""
+    from middleware.options import json_schema, parse
+    from middleware.retrieval.cache import AlignerCache
+
+    assert json_schema()["properties"]["min_margin"]["type"] == "number"
+    with pytest.raises(SelfAlignError, match="selfalign.min_margin"):
+        parse({"min_margin": 2}, "selfalign")
+    cache = AlignerCache()
+    strict = cache.get(cache.key(AlignOptions(country="ro", language="en", min_margin=0.3)))
+    loose = cache.get(cache.key(AlignOptions(country="ro", language="en")))
+    assert strict.min_margin == 0.3 and loose.min_margin == 0.0
+    # A stricter margin leaves out the near-ties, so fewer statements can be demonstrations.
+    assert strict._strong.sum() < loose._strong.sum()

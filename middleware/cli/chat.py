@@ -261,6 +261,11 @@ def register(app: typer.Typer) -> None:
         # Bad settings fail before the slow model set-up (importing litellm, loading a model).
         session = ChatSession(None, country=country, language=language, k=k, strategy=strategy,
                               profile=profile, align=not no_align, seed=seed)
+        if country is not None and profile is None and not no_align:
+            from ..data.coverage import coverage_warning_once
+
+            if (warning := coverage_warning_once(country)):
+                print(f"selfalign: warning: {warning}", file=sys.stderr)
         session.complete = litellm_backend(model, max_tokens=max_tokens, temperature=temperature,
                                            api_base=api_base, seed=seed)
         preload_model(model)

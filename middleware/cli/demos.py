@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, random-category."),
         profile: Optional[Path] = typer.Option(None, "--profile", "-p", help="A user profile file (YAML or JSON)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the random strategies."),
+        min_margin: float = typer.Option(0.0, "--min-margin", min=0.0, max=0.999, help="Leave out probes whose "
+                                         "survey majority leads by less than this share (0.1: closer than 55/45)."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
     ) -> None:
         """Show the WVS demonstrations selfalign would inject for TEXT."""
@@ -26,7 +28,13 @@ def register(app: typer.Typer) -> None:
 
         if country is None and profile is None:
             country = "us"
-        aligner = SelfAligner(country=country, language=language, k=k, strategy=strategy, profile=profile, seed=seed)
+        aligner = SelfAligner(country=country, language=language, k=k, strategy=strategy, profile=profile, seed=seed,
+                              min_margin=min_margin)
+        if profile is None:
+            from ..data.coverage import coverage_warning_once
+
+            if (warning := coverage_warning_once(aligner.country)):
+                typer.echo(f"selfalign: warning: {warning}", err=True)
         found = aligner.demonstrations(text)
         if as_json:
             typer.echo(json.dumps([d.to_dict() for d in found], ensure_ascii=False, indent=2))

@@ -51,6 +51,8 @@ def register(app: typer.Typer) -> None:
                                                          "below which a probe is misaligned (default 0.5 exact; "
                                                          "sample: below 100%)."),
         k: int = typer.Option(5, "--k", "-k", help="Demonstrations per prompt."),
+        min_margin: float = typer.Option(0.0, "--min-margin", help="Leave probes whose survey majority leads by "
+                                         "less than this share out of the demonstrations (0.1: closer than 55/45)."),
         max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Tokens per sampled answer (default: "
                                                  "longest option + 4 locally, 32 for API models)."),
         bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples for the CI (0: none)."),
@@ -73,7 +75,8 @@ def register(app: typer.Typer) -> None:
                                 samples=samples, probes=probes, limit=limit, shuffle_orders=shuffle_orders,
                                 orders=orders, seed=seed, k=k, concurrency=concurrency, api_base=api_base,
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
-                                misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap)
+                                misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap,
+                                min_margin=min_margin)
             if not config.model.startswith("local/"):
                 from ..models.provider import import_litellm
 

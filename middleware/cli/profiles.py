@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -19,35 +20,48 @@ def list_(
     all_countries: bool = typer.Option(False, "--all", help="Every country with answers, not only the paper's 14."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Per country: how many probes have answers, and from which source."""
+    """Per country: how many probes have answers, from which source, and in which WVS category."""
     import json
 
-    from ..data.answers import available_countries, load_answers
+    from ..data.answers import available_countries
     from ..data.countries import PAPER_PAIRS
-    from ..data.probes import available_languages, load_probes
+    from ..data.coverage import MIN_COVERAGE, coverage
+    from ..data.probes import available_languages
 
-    n_probes = len(load_probes("en"))
     langs = {a3: l for l, a3 in PAPER_PAIRS.items()}
     codes = available_countries() if all_countries else list(PAPER_PAIRS.values())
-    rows = []
-    for a3 in codes:
-        ans = load_answers(a3)
-        rows.append({"country": a3, "name": ans.name, "language": langs.get(a3, "en"),
-                     "answered": len(ans.answers), "probes": n_probes, "sources": ans.counts_by_source()})
+    rows = [{**coverage(a3), "language": langs.get(a3, "en")} for a3 in codes]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Country answers ({n_probes} probes; languages: {', '.join(available_languages())})")
+    n_probes = rows[0]["probes"] if rows else 0
+    table = Table(title=f"Country answers ({n_probes} probes; languages: {', '.join(available_languages())}; "
+                        f"[red]red[/red]: fewer than {MIN_COVERAGE})")
     for col, just in [("country", "left"), ("name", "left"), ("lang", "left"), ("answered", "right"),
                       ("sources", "left")]:
         table.add_column(col, justify=just)
     for r in rows:
-        src = ", ".join(f"{k} {v}" for k, v in sorted(r["sources"].items())) or "-"
-        table.add_row(r["country"], r["name"], r["language"], f"{r['answered']}/{r['probes']}", src)
-    Console().print(table)
+        src = ", ".join(f"{k} {v}" for k, v in r["sources"].items()) or "-"
+        answered = f"{r['answered']}/{r['probes']}"
+        table.add_row(r["country"], r["name"], r["language"],
+                      f"[red]{answered}[/red]" if r["answered"] < MIN_COVERAGE else answered, src)
+    console = Console()
+    console.print(table)
+    # Categories as numbered columns, with a legend: the names are too long for headers.
+    cats = list(rows[0]["categories"]) if rows else []
+    by_cat = Table(title="Answered probes per WVS category")
+    by_cat.add_column("country")
+    for i, _ in enumerate(cats, 1):
+        by_cat.add_column(f"C{i}", justify="right")
+    by_cat.add_row("(probes)", *(str(rows[0]["categories"][c]["probes"]) for c in cats))
+    for r in rows:
+        by_cat.add_row(r["country"], *(str(r["categories"][c]["answered"]) for c in cats))
+    console.print(by_cat)
+    for i, c in enumerate(cats, 1):
+        console.print(f"  C{i}  {c}")
 
 
 @profiles_app.command("build")
@@ -58,21 +72,53 @@ def build(
                                        "W_WEIGHT, Q1..Q259)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write <ISO3>.json (default: the built-in answers)."),
 ) -> None:
-    """Build country answers from survey figures (weighted shares, majorities, provenance)."""
+    """Build country answers from survey figures (weighted shares, majorities, provenance), with a source audit."""
     from ..data.answers import answers_dir
-    from ..data.build import build_all
+    from ..data.build import SHARES_FILES, build_sources, compare_shares, merge
     from ..data.probes import load_probes
     from . import fail
 
     for label, path in (("--wvs", wvs), ("--data-dir", data_dir)):
         if path is not None and not path.exists():
             raise fail(f"{label} {path}: no such file or folder")
-    result = build_all(load_probes("en"), data_dir=data_dir, wvs_csv=wvs)
+    probes = load_probes("en")
+    sources = build_sources(probes, data_dir=data_dir, wvs_csv=wvs)
+    result = merge(*sources.values())
     target = out or answers_dir()
     for answers in result.values():
         answers.save(target)
+    # A country the sources no longer answer must not keep an old file: the folder is the build's output.
+    stale = sorted(p for p in target.glob("*.json") if re.fullmatch(r"[A-Z]{3}", p.stem) and p.stem not in result)
+    for p in stale:
+        p.unlink()
     total = sum(len(a.answers) for a in result.values())
-    typer.echo(f"wrote answers for {len(result)} countries ({total} probe answers) to {target}")
+    typer.echo(f"wrote answers for {len(result)} countries ({total} probe answers) to {target}"
+               + (f"; removed {len(stale)} without answers now: {', '.join(p.stem for p in stale)}" if stale else ""))
+    if data_dir is None:
+        return
+    a, b = (data_dir / f for f in SHARES_FILES.values())
+    if b.is_file():
+        n, worst, over = compare_shares(a, b)
+        by_country: dict[str, int] = {}
+        for c, _, _ in over:
+            by_country[c] = by_country.get(c, 0) + 1
+        typer.echo(f"published shares: wvs7-shares and wvs7-shares-46 both hold {n} country-questions; "
+                   f"{n - len(over)} agree within 1e-4 after renormalising"
+                   + (f"; differ: {', '.join(f'{c} {k}' for c, k in sorted(by_country.items()))} "
+                      f"(largest {worst:.3f}); wvs7-shares wins" if over else ""))
+    from ..data.audit import audit_build
+
+    report = audit_build(probes, data_dir, sources=sources)
+    for name in report.after:
+        before, after = report.before[name], report.after[name]
+        causes = "; ".join(f"{k} {v}" for k, v in before.causes().items()) or "none"
+        left = "; ".join(f"{k} {v}" for k, v in after.causes().items()) or "none"
+        typer.echo(f"audit {name} vs published shares: before fixes {before.agree}/{before.pairs} agree "
+                   f"({before.rate:.1%}; disagreements: {causes}); after {after.agree}/{after.pairs} "
+                   f"({after.rate:.1%}; left: {left})")
+    if report.mislabelled:
+        typer.echo("goqa rows dropped, labelled with the wrong country in the source: "
+                   + ", ".join(report.mislabelled))
 
 
 @profiles_app.command("import-arora")

@@ -73,4 +73,11 @@ def register(app: typer.Typer) -> None:
                                      log_content=True if log_content else None)
         os.environ.pop("SELFALIGN_API_KEY", None)  # read; worker processes need not inherit it
         configure_logging(config.log_level)
+        if config.country:
+            import logging
+
+            from ..data.coverage import coverage_warning_once
+
+            if (warning := coverage_warning_once(config.country)):
+                logging.getLogger("selfalign.server").warning(warning)
         run(config)

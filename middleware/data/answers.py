@@ -19,11 +19,18 @@ from .._files import write_atomic
 from .._paths import profiles_dir
 from .countries import Country, resolve_country
 
-__all__ = ["answer_for", "CountryAnswer", "CountryAnswers", "load_answers", "available_countries", "SOURCE_PRIORITY"]
+__all__ = ["answer_for", "CountryAnswer", "CountryAnswers", "load_answers", "available_countries", "SOURCE_PRIORITY",
+           "PUBLISHED_SOURCES"]
 
 # Which figure wins when two sources answer the same probe: the respondent file, then
 # published shares, then shares matched by question text, then a country mean.
-SOURCE_PRIORITY = ("wvs", "wvs7-shares", "goqa", "wvs7-means")
+# The two published-share files agree to 1e-4 after renormalising (checked at build time,
+# see middleware.data.build.compare_shares); wvs7-shares wins where both hold a question
+# because it also covers Q199-Q259, so a country it holds keeps one source throughout and
+# the answers committed before wvs7-shares-46 arrived stay exactly as they were.
+SOURCE_PRIORITY = ("wvs", "wvs7-shares", "wvs7-shares-46", "goqa", "wvs7-means")
+# Sources whose answers are published per-country shares of the WVS question itself.
+PUBLISHED_SOURCES = ("wvs", "wvs7-shares", "wvs7-shares-46")
 
 
 class CountryAnswer(BaseModel):
@@ -44,6 +51,11 @@ class CountryAnswer(BaseModel):
         if self.shares is not None and abs(sum(self.shares) - 1) > 1e-6:
             raise ValueError(f"shares must sum to 1: {self.shares}")
         return self
+
+    @property
+    def margin(self) -> float | None:
+        """Share of the majority option minus the other's (0 = a tie, 1 = unanimous); None without shares."""
+        return None if self.shares is None else abs(self.shares[0] - self.shares[1])
 
 
 class CountryAnswers(BaseModel):

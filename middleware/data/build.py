@@ -3,7 +3,11 @@
 Four sources, each turned into per-probe :class:`CountryAnswer` objects:
 
 - ``wvs``: the WVS Wave 7 respondent file (weighted shares, any country in it);
-- ``wvs7-shares``: published answer shares per country and question (CultureSPA);
+- ``wvs7-shares``: published answer shares per country and question (CultureSPA, 19 countries, Q1-Q259);
+- ``wvs7-shares-46``: published answer shares in the same schema (SimLLMCultureDist, 45 countries,
+  Q1-Q198 less the knowledge, economic and postmaterialist blocks); where both files hold a
+  question they agree to 1e-4 after renormalising (:func:`compare_shares`) and ``wvs7-shares`` wins
+  (see ``SOURCE_PRIORITY``);
 - ``goqa``: GlobalOpinionQA rows, matched to WVS ids by question text (rapidfuzz), kept
   only when the match is confident and the answer scale has the WVS number of codes;
 - ``wvs7-means``: country means of the "justifiable" items; a mean only says which
@@ -18,6 +22,7 @@ import csv
 import json
 import re
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -26,7 +31,9 @@ from .countries import resolve_country
 from ..errors import InputError, UnknownCountryError
 from .probes import Probe
 
-__all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv", "merge", "build_all"]
+__all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv", "merge", "build_all",
+           "build_sources", "compare_shares", "goqa_distributions", "mislabelled_countries",
+           "published_distributions", "SHARES_FILES", "MIN_LABEL_FIT", "MIN_MEAN_DISTANCE"]
 
 Answers = dict[str, dict[str, CountryAnswer]]  # alpha3 -> probe id -> answer
 
@@ -48,16 +55,32 @@ def _with_codes(probes: Iterable[Probe]) -> list[Probe]:
     return [p for p in probes if p.codes is not None]
 
 
-def from_shares(path: Path, probes: Iterable[Probe]) -> Answers:
-    """``{ISO3: {"Q1": {"1": share, ...}}}`` as in wvs7-shares/proportions_group_by_country.json."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+# Published-share files in the layout of the shared data: source name -> path under --data-dir.
+SHARES_FILES = {"wvs7-shares": "wvs7-shares/proportions_group_by_country.json",
+                "wvs7-shares-46": "wvs7-shares-46/shares.json"}
+
+
+def _read_shares(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read answer shares: {e}", param="data_dir") from None
+
+
+def from_shares(path: Path, probes: Iterable[Probe], source: str = "wvs7-shares") -> Answers:
+    """``{ISO3: {"Q1": {"1": share, ...}}}`` as in wvs7-shares/proportions_group_by_country.json.
+
+    Whether a file's shares keep don't-know in the denominator (wvs7-shares) or sum to 1
+    (wvs7-shares-46) does not matter: :func:`collapse` renormalises over the two options.
+    """
+    data = _read_shares(path)
     out: Answers = {}
     for country, questions in data.items():
         alpha3 = resolve_country(country).alpha3
         for p in _with_codes(probes):
             dist = questions.get(p.wvs_id)
             if dist:
-                a = collapse(p, {int(float(k)): float(v) for k, v in dist.items()}, "wvs7-shares")
+                a = collapse(p, {int(float(k)): float(v) for k, v in dist.items()}, source)
                 if a:
                     out.setdefault(alpha3, {})[p.id] = a
     return out
@@ -73,8 +96,42 @@ _MEAN_ITEMS = {
 }
 
 
-def from_means(path: Path, probes: Iterable[Probe]) -> Answers:
-    """Country means rescaled to [-1, 1] (-1 = never justifiable): the sign gives the majority side."""
+def compare_shares(path_a: Path, path_b: Path) -> tuple[int, float, list[tuple[str, str, float]]]:
+    """Questions both share files hold: (how many, largest code-share difference, those over 1e-4).
+
+    Each distribution is renormalised over its valid codes first, since one file keeps
+    don't-know in the denominator and the other does not.
+    """
+    a, b = _read_shares(path_a), _read_shares(path_b)
+    n, worst, over = 0, 0.0, []
+    for country in sorted(set(a) & set(b)):
+        for qid in sorted(set(a[country]) & set(b[country])):
+            da, db = a[country][qid], b[country][qid]
+            ta, tb = sum(da.values()), sum(db.values())
+            if ta <= 0 or tb <= 0:
+                continue
+            codes = {int(float(k)) for k in da} | {int(float(k)) for k in db}
+            ga = {int(float(k)): v / ta for k, v in da.items()}
+            gb = {int(float(k)): v / tb for k, v in db.items()}
+            diff = max(abs(ga.get(c, 0.0) - gb.get(c, 0.0)) for c in codes)
+            n += 1
+            worst = max(worst, diff)
+            if diff > 1e-4:
+                over.append((country, qid, diff))
+    return n, worst, over
+
+
+# Found by the audit (docs/profiles.md): every mean that disagreed with published shares lay within
+# 0.1 of the midpoint (|wvs_score| <= 0.092), where a skewed distribution puts the mean and the
+# majority on different sides; such a mean says nothing about the majority.
+MIN_MEAN_DISTANCE = 0.1
+
+
+def from_means(path: Path, probes: Iterable[Probe], checks: bool = True) -> Answers:
+    """Country means rescaled to [-1, 1] (-1 = never justifiable): the sign gives the majority side.
+
+    With ``checks`` (the default) a mean closer than ``MIN_MEAN_DISTANCE`` to the midpoint gives no answer.
+    """
     by_wvs = defaultdict(list)
     for p in _with_codes(probes):
         by_wvs[p.wvs_id].append(p)
@@ -85,7 +142,7 @@ def from_means(path: Path, probes: Iterable[Probe]) -> Answers:
             if qid is None or not row.get("wvs_score"):
                 continue
             score = float(row["wvs_score"])
-            if score == 0:
+            if score == 0 or (checks and abs(score) < MIN_MEAN_DISTANCE):
                 continue
             alpha3 = resolve_country(row["country"]).alpha3
             for p in by_wvs.get(qid, []):
@@ -119,23 +176,42 @@ def _goqa_candidates(questions_path: Path, codebook_path: Path, wvs_ids: set[str
     return out
 
 
-def _orient(labels: list[str], code_labels: list[str]) -> bool:
-    """True when a row lists its options in reverse code order (compared by label wording)."""
+def _label_fit(labels: list[str], code_labels: list[str]) -> tuple[float, bool]:
+    """How well a row's option labels fit the WVS code labels (0-100), and whether they run in reverse order."""
     from rapidfuzz import fuzz
 
-    same = sum(fuzz.ratio(a.lower(), b.lower()) for a, b in zip(labels, code_labels))
-    rev = sum(fuzz.ratio(a.lower(), b.lower()) for a, b in zip(labels, reversed(code_labels)))
-    return rev > same
+    def fit(a: list[str], b: list[str]) -> float:
+        return sum(fuzz.token_sort_ratio(x.lower(), y.lower()) for x, y in zip(a, b)) / max(len(a), 1)
+
+    same, rev = fit(labels, code_labels), fit(labels, code_labels[::-1])
+    return max(same, rev), rev > same
 
 
-def from_goqa(path: Path, probes: Iterable[Probe], questions_path: Path, codebook_path: Path,
-              min_score: float = 85.0, min_margin: float = 5.0) -> Answers:
-    """GlobalOpinionQA rows (no WVS ids) matched to WVS ids by question text; confident matches only."""
+# Found by the audit (docs/profiles.md): a row whose answer labels share less than this with the WVS
+# scale is another question that happens to share words with the item, e.g. the Pew item "It is
+# (not) necessary to believe in God to be moral" matched Q165 "Believe in: God" through the one
+# word "God", and "Election officials are fair" (how often ...) matched Q76 "Confidence: Elections".
+MIN_LABEL_FIT = 50.0
+
+
+def goqa_distributions(path: Path, probes: Iterable[Probe], questions_path: Path, codebook_path: Path,
+                       min_score: float = 85.0, min_margin: float = 5.0, check_labels: bool = True
+                       ) -> dict[tuple[str, str], dict[int, float]]:
+    """GlobalOpinionQA rows matched to WVS ids by question text: ``{(ISO3, WVS id): {code: share}}``.
+
+    ``check_labels=False`` is the matcher before the audit (text only), kept to report the audit's effect.
+    """
+    return dict(_goqa_distributions(str(path), tuple(_with_codes(probes)), str(questions_path), str(codebook_path),
+                                    min_score, min_margin, check_labels))
+
+
+@lru_cache(maxsize=4)  # the audit reads the same rows as the build: match them once
+def _goqa_distributions(path: str, probes: tuple[Probe, ...], questions_path: str, codebook_path: str,
+                        min_score: float, min_margin: float, check_labels: bool
+                        ) -> dict[tuple[str, str], dict[int, float]]:
     from rapidfuzz import fuzz
 
-    probes = _with_codes(probes)
-    wvs_ids = {p.wvs_id for p in probes}
-    candidates = _goqa_candidates(questions_path, codebook_path, wvs_ids)
+    candidates = _goqa_candidates(Path(questions_path), Path(codebook_path), {p.wvs_id for p in probes})
     best: dict[tuple[str, str], tuple[float, dict[int, float]]] = {}
     for row in json.loads(Path(path).read_text(encoding="utf-8")):
         if "non-national" in row["country"].lower():
@@ -156,15 +232,81 @@ def from_goqa(path: Path, probes: Iterable[Probe], questions_path: Path, codeboo
             continue
         scored.sort(key=lambda t: -t[0])
         s, qid, codes, code_labels = scored[0]
-        if _orient([str(o) for o, _ in kept], code_labels):
+        fit, reverse = _label_fit([str(o) for o, _ in kept], code_labels)
+        if reverse:
             codes = codes[::-1]
         if s < min_score or (len(scored) > 1 and s - scored[1][0] < min_margin):
+            continue
+        if check_labels and fit < MIN_LABEL_FIT:
             continue
         key = (alpha3, qid)
         if key not in best or s > best[key][0]:
             best[key] = (s, {c: d for c, (_, d) in zip(codes, kept)})
+    return {key: dist for key, (_, dist) in best.items()}
+
+
+def _l1(a: Mapping[int, float], b: Mapping[int, float]) -> float:
+    ta, tb = sum(a.values()) or 1.0, sum(b.values()) or 1.0
+    return sum(abs(a.get(c, 0.0) / ta - b.get(c, 0.0) / tb) for c in set(a) | set(b))
+
+
+def mislabelled_countries(rows: Mapping[tuple[str, str], Mapping[int, float]],
+                          published: Mapping[str, Mapping[str, Mapping[int, float]]],
+                          far: float = 0.1, min_rows: int = 3) -> dict[str, str | None]:
+    """Countries whose matched rows are not their own figures: ``{ISO3: country they sit nearest, or None}``.
+
+    The audit found the GlobalOpinionQA rows labelled Argentina holding Andorra's published shares
+    to the third decimal, Armenia's holding Bangladesh's, Australia's holding Argentina's, and
+    Andorra's matching no published country. A country is flagged when more than half of its rows
+    that have published figures of their own differ from them by more than ``far`` (L1 over codes;
+    an honest row differs by sampling and rounding, well under 0.1). Its rows are then dropped
+    altogether, also where there is nothing to compare, since the label, not the question, is wrong.
+    """
+    by_country: dict[str, list[tuple[str, Mapping[int, float]]]] = defaultdict(list)
+    for (alpha3, qid), dist in rows.items():
+        if qid in published.get(alpha3, {}):
+            by_country[alpha3].append((qid, dist))
+    out: dict[str, str | None] = {}
+    for alpha3, items in sorted(by_country.items()):
+        off = [(qid, dist) for qid, dist in items if _l1(dist, published[alpha3][qid]) > far]
+        if len(items) < min_rows or len(off) * 2 <= len(items):
+            continue
+        nearest = []
+        for qid, dist in off:
+            d, c = min(((_l1(dist, qs[qid]), c) for c, qs in published.items() if c != alpha3 and qid in qs),
+                       default=(9.0, None))
+            if d <= far / 2:
+                nearest.append(c)
+        out[alpha3] = max(set(nearest), key=nearest.count) if nearest else None
+    return out
+
+
+def published_distributions(paths: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:
+    """Published code shares by country and question, first file first (renormalised by :func:`_l1`)."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for path in paths:
+        for country, questions in _read_shares(path).items():
+            alpha3 = resolve_country(country).alpha3
+            for qid, dist in questions.items():
+                out.setdefault(alpha3, {}).setdefault(qid, {int(float(k)): float(v) for k, v in dist.items()})
+    return out
+
+
+def from_goqa(path: Path, probes: Iterable[Probe], questions_path: Path, codebook_path: Path,
+              published: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None,
+              checks: bool = True) -> Answers:
+    """GlobalOpinionQA rows (no WVS ids) matched to WVS ids by question text; confident matches only.
+
+    With ``checks`` (the default) the audit's fixes apply: answer labels must fit the WVS scale, and
+    given ``published`` figures, countries whose rows carry another country's figures are dropped.
+    """
+    probes = _with_codes(probes)
+    rows = goqa_distributions(path, probes, questions_path, codebook_path, check_labels=checks)
+    if checks and published:
+        bad = mislabelled_countries(rows, published)
+        rows = {key: d for key, d in rows.items() if key[0] not in bad}
     out: Answers = {}
-    for (alpha3, qid), (_, dist) in best.items():
+    for (alpha3, qid), dist in rows.items():
         for p in probes:
             if p.wvs_id == qid and (a := collapse(p, dist, "goqa")):
                 out.setdefault(alpha3, {})[p.id] = a
@@ -230,21 +372,36 @@ def merge(*sources: Answers) -> dict[str, CountryAnswers]:
             for a3, v in sorted(merged.items())}
 
 
-def build_all(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None) -> dict[str, CountryAnswers]:
-    """Every source that is given: ``data_dir`` in the layout of the project's shared data, and/or a WVS file."""
-    parts: list[Answers] = []
+def build_sources(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None,
+                  checks: bool = True) -> dict[str, Answers]:
+    """Each given source's answers, by source name (merge them with :func:`merge`).
+
+    ``data_dir`` is in the layout of the project's shared data; ``wvs7-shares-46/`` in it is
+    optional, so a copy made before that file existed still builds. ``checks=False`` builds the
+    weaker sources as they were before the audit (for :func:`middleware.data.audit.audit_build`).
+    """
+    parts: dict[str, Answers] = {}
     if wvs_csv is not None:
-        parts.append(from_wvs_csv(wvs_csv, probes))
+        parts["wvs"] = from_wvs_csv(wvs_csv, probes)
     if data_dir is not None:
         d = Path(data_dir)
-        needed = [d / "wvs7-shares/proportions_group_by_country.json", d / "wvs7-ethics-means/wvs_w7_mcm.csv",
+        needed = [d / SHARES_FILES["wvs7-shares"], d / "wvs7-ethics-means/wvs_w7_mcm.csv",
                   d / "goqa-sample/eval.json", d / "wvs7-shares/wvs_questions.json", d / "wvs7-meta/codebook.json"]
         for f in needed:
             if not f.is_file():
                 raise InputError(f"{f} is missing: --data-dir must hold wvs7-shares/, wvs7-ethics-means/, "
-                                     "goqa-sample/ and wvs7-meta/", param="data_dir")
-        parts += [from_shares(needed[0], probes), from_goqa(needed[2], probes, needed[3], needed[4]),
-                  from_means(needed[1], probes)]
+                                     "goqa-sample/ and wvs7-meta/ (wvs7-shares-46/ is optional)", param="data_dir")
+        parts["wvs7-shares"] = from_shares(needed[0], probes, "wvs7-shares")
+        if (d / SHARES_FILES["wvs7-shares-46"]).is_file():
+            parts["wvs7-shares-46"] = from_shares(d / SHARES_FILES["wvs7-shares-46"], probes, "wvs7-shares-46")
+        published = published_distributions([d / f for f in SHARES_FILES.values() if (d / f).is_file()])
+        parts["goqa"] = from_goqa(needed[2], probes, needed[3], needed[4], published=published, checks=checks)
+        parts["wvs7-means"] = from_means(needed[1], probes, checks=checks)
     if not parts:
         raise InputError("nothing to build from: give --data-dir DIR and/or --wvs FILE.csv", param="data_dir")
-    return merge(*parts)
+    return parts
+
+
+def build_all(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None) -> dict[str, CountryAnswers]:
+    """Every source that is given, merged by priority (see :func:`build_sources`)."""
+    return merge(*build_sources(probes, data_dir, wvs_csv).values())

@@ -35,6 +35,8 @@ class Statement:
     so retrieval is the same for every country of a language and only the completion differs."""
     probe_id: str | None = None
     category: str = ""
+    margin: float | None = None
+    """Survey margin of the majority (share of the majority option minus the other's); None when unknown."""
 
 
 @dataclass
@@ -100,7 +102,8 @@ def builtin_profile(country: Country, language: str) -> ValueProfile:
         a = answer_for(p, answers)
         if a is not None:
             statements.append(Statement(text=p.fill(a.majority), key=probe_key(p.template), probe_id=p.id,
-                                        category=p.category))
+                                        category=p.category,
+                                        margin=a.margin))
             rows.append(row)
     if not statements:
         have = ", ".join(available_countries()) or "none"

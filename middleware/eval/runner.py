@@ -60,6 +60,8 @@ class EvalConfig:
     misaligned_below: float | None = None
     max_tokens: int | None = None
     n_boot: int = 2000
+    min_margin: float = 0.0
+    """Leave probes whose survey margin is below this out of the demonstrations (see SelfAligner)."""
 
     def __post_init__(self) -> None:
         if self.mode is None:
@@ -70,6 +72,8 @@ class EvalConfig:
             get_strategy(s)
         if self.samples < 1:
             raise InputError("--samples must be at least 1", param="samples")
+        if not 0 <= self.min_margin < 1:
+            raise InputError("--min-margin must be in [0, 1)", param="min_margin")
         if self.limit is not None and self.limit < 1:
             raise InputError("--limit must be at least 1", param="limit")
         if self.orders < 1:
@@ -93,7 +97,7 @@ class EvalConfig:
                 "misaligned_rule": ("p(majority) < 1 (not every valid answer is the majority one)"
                                     if self.mode == "sample" and self.misaligned_below is None else
                                     f"p(majority) < {self.misaligned_threshold()}"),
-                "bootstrap": self.n_boot}
+                "bootstrap": self.n_boot, "min_margin": self.min_margin}
 
     def misaligned_threshold(self) -> float:
         from .metrics import EXACT_MISALIGNED_BELOW, SAMPLE_MISALIGNED_BELOW
@@ -259,7 +263,7 @@ def load_pair(language: str, country: str, probes: str = "builtin", limit: int |
     if not pool:
         raise NoAnswersError(f"no survey answers for {c} on the {language} probes ({probes}): nothing to evaluate")
     statements = [Statement(text=p.fill(answers[p.id].majority), key=probe_key(p.template), probe_id=p.id,
-                            category=p.category) for p in pool.values()]
+                            category=p.category, margin=answers[p.id].margin) for p in pool.values()]
     profile = ValueProfile(name=f"{c.alpha3.lower()}-{language}", language=language, statements=statements,
                            subject=f"people in {c.name}")
     test = list(pool.values())[:limit] if limit else list(pool.values())
@@ -280,7 +284,7 @@ def _conditions(pair: EvalPair, probe: Probe, config: EvalConfig) -> list[tuple[
     for strategy in config.strategies:
         # A fresh seeded aligner per probe: random draws do not depend on run order or --limit.
         aligner = SelfAligner(language=pair.language, k=config.k, strategy=strategy, profile=pair.profile,
-                              seed=_int_seed(config.seed, strategy, probe.id))
+                              seed=_int_seed(config.seed, strategy, probe.id), min_margin=config.min_margin)
         demos = [(pair.pool[d.probe_id], pair.answers[d.probe_id].majority)
                  for d in aligner.demonstrations(query, exclude=[probe.id])]
         out.append((strategy, strategy, 0, build_prompt(probe, config.seed, demos)))

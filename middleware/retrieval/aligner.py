@@ -19,6 +19,10 @@ from .strategies import get_strategy
 
 __all__ = ["Demonstration", "SelfAligner", "align", "message_text"]
 
+# Near-ties are kept by default: leaving out demonstrations below a margin of 0.05 or 0.10 changed
+# the evaluator's improved share by one probe of 64 (71.9% -> 73.4%, CI 59-83%) and 1-JSD by 0.01,
+# within noise on the embedded model (docs/profiles.md, "Near-ties and min_margin").
+DEFAULT_MIN_MARGIN = 0.0
 DEFAULT_HEADER = "The following statements reflect the values of {subject}. Let them guide your answer:"
 
 
@@ -44,9 +48,12 @@ class SelfAligner:
 
     def __init__(self, country: str | Country | None = None, language: str | None = None, k: int = DEFAULT_K,
                  strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None,
-                 seed: int | None = None, header: str = DEFAULT_HEADER):
+                 seed: int | None = None, header: str = DEFAULT_HEADER, min_margin: float = DEFAULT_MIN_MARGIN):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}", param="k")
+        if isinstance(min_margin, bool) or not isinstance(min_margin, (int, float)) or not 0 <= min_margin < 1:
+            raise InputError(f"min_margin must be a number in [0, 1), got {min_margin!r}", param="min_margin")
+        self.min_margin = float(min_margin)
         self.k = k
         self.strategy_name = strategy
         self._strategy = get_strategy(strategy)
@@ -65,10 +72,14 @@ class SelfAligner:
             lang = resolve_language(language) if language else default_language(self.country)
             self.profile = builtin_profile(self.country, lang)
         self.language = self.profile.language
+        # A near-tie (e.g. 52/48) is weak evidence of the majority; statements without a known margin
+        # (mean-derived answers, user profiles) are kept.
+        self._strong = np.array([s.margin is None or s.margin >= self.min_margin for s in self.profile.statements],
+                                dtype=bool)
 
     def __repr__(self) -> str:
         return (f"SelfAligner(profile={self.profile.name!r}, language={self.language!r}, k={self.k}, "
-                f"strategy={self.strategy_name!r})")
+                f"strategy={self.strategy_name!r}, min_margin={self.min_margin})")
 
     def demonstrations(self, text: str, exclude: Iterable[str] = ()) -> list[Demonstration]:
         """Up to k demonstrations for ``text``, best first; ``exclude`` drops probe ids (e.g. the test probe)."""
@@ -77,7 +88,7 @@ class SelfAligner:
         statements = self.profile.statements
         # The message is the hypothesis, each statement a reference (see middleware.retrieval.chrf).
         scores = self.profile.scores(text)
-        allowed = np.ones(len(statements), dtype=bool)
+        allowed = self._strong.copy()
         excluded = set(exclude)
         if excluded:
             allowed &= np.array([s.probe_id not in excluded for s in statements], dtype=bool)

@@ -7,9 +7,11 @@ defaults. ``country: none`` turns injection off for the request.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Mapping
 
+from ..data.coverage import coverage_warning_once
 from ..options import AlignOptions, merge, parse, parse_headers
 from ..retrieval.cache import AlignerCache
 from .config import ServerConfig, Upstream
@@ -17,6 +19,7 @@ from .errors import ProxyError
 
 __all__ = ["ModelRouter", "align_key", "split_model_suffix"]
 
+log = logging.getLogger("selfalign.server")
 # Only letters (and the spaces/dots/hyphens of country names) count as a country
 # suffix, so provider versions such as Vertex's "claude-3-5-sonnet@20240620" pass untouched.
 _SUFFIX = re.compile(r"[A-Za-z][A-Za-z .'-]*")
@@ -35,7 +38,10 @@ def align_key(options: Any, headers: Mapping[str, str], suffix_country: str | No
     """Merge the request's choices over the server's defaults, normalised; None means "inject nothing"."""
     chosen = merge(parse(options, "selfalign"), parse_headers(headers), {"country": suffix_country},
                    defaults=config.options())
-    return aligners.key(chosen)
+    key = aligners.key(chosen)
+    if key is not None and key.country and not key.profile and (warning := coverage_warning_once(key.country)):
+        log.warning(warning)  # once per country and process, the first time a request uses it
+    return key
 
 
 class ModelRouter:
