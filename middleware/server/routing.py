@@ -139,8 +139,8 @@ def align_key(options: Any, headers: Mapping[str, str], suffix_country: str | No
         return AlignKey(None, None, k, strategy, profile)
     if country is None:
         return None
-    return AlignKey(resolve_country(country).alpha3, resolve_language(language) if language else None, k,
-                    strategy, None)
+    auto = language is None or language.lower() == "auto"  # None: detect each message's language
+    return AlignKey(resolve_country(country).alpha3, None if auto else resolve_language(language), k, strategy, None)
 
 
 class AlignerCache:

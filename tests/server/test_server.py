@@ -214,7 +214,7 @@ def test_demonstrations_preview(proxy):
     assert r.status_code == 200 and r.headers["x-selfalign-demonstrations"] == "3"
     out = r.json()
     assert out["country"] == "USA" and out["language"] == "en" and len(out["data"]) == 3
-    assert set(out["data"][0]) == {"text", "score", "probe_id", "category"}
+    assert set(out["data"][0]) == {"text", "score", "probe_id", "category", "language"}
     assert out["system_message"].count("\n- ") == 3
     off = httpx.post(f"{proxy.url}/selfalign/demonstrations", json={"messages": USER, "model": "x@none"}).json()
     assert off["enabled"] is False and off["data"] == []
