@@ -100,7 +100,12 @@ class SelfAligner:
             if lang == "sr" and is_latin_serbian(text):
                 text = serbian_to_cyrillic(text)  # our Serbian probes are Cyrillic
             return builtin_profile(self.country, lang), scorer, text
-        return self.profile, "semantic" if scorer in ("chrf", "hybrid") else scorer, text
+        if scorer in ("chrf", "hybrid"):
+            from .semantic import available
+
+            # Without the semantic extra, chrF++ in the fallback language is all there is (weak across languages).
+            scorer = "semantic" if available() else "chrf"
+        return self.profile, scorer, text
 
     def demonstrations(self, text: str, exclude: Iterable[str] = ()) -> list[Demonstration]:
         """Up to k demonstrations for ``text``, best first; ``exclude`` drops probe ids (e.g. the test probe)."""

