@@ -55,13 +55,42 @@ def main() -> None:
     profiles = {lang: builtin_profile(country, lang) for lang in PROBE_LANGUAGES}
     ids = {lang: [s.probe_id for s in p.statements] for lang, p in profiles.items()}
     auto = al.SelfAligner(country=country, k=5)  # language="auto", strategy chrf: the default
-    auto_sem = al.SelfAligner(country=country, k=5, strategy="semantic")
 
     for lang in track(PROBE_LANGUAGES, description="embedding statements (cached on disk)"):
         al._semantic_scores(profiles[lang], "warm-up")
 
     score = {"chrf fixed": al._chrf_scores, "semantic": al._semantic_scores, "hybrid": al._hybrid_scores}
     latency: dict[str, list[float]] = {m: [] for m in METHODS}
+    probe_by_id = {lang: {s.probe_id: s.key for s in profiles[lang].statements} for lang in PROBE_LANGUAGES}
+    wvs = Path(args.shared) / "wvs7-shares" / "wvs_questions.json"
+    english = []
+    if wvs.is_file():
+        english = [(d["Q_id"], d["question"]) for d in json.loads(wvs.read_text(encoding="utf-8"))
+                   if d["Q_id"] in probe_by_id["en"]]
+
+    # Latency first, with the real per-message path (nothing cached for these texts).
+    sample = [forms[lang][q] for q in qids[:6] for lang in PROBE_LANGUAGES[::3]]
+    for m in METHODS:
+        for text in sample:
+            text = f"{text} {m}"  # a distinct string per method: no query-embedding cache hit
+            t0 = time.perf_counter()
+            if m == "chrf auto":
+                auto.demonstrations(text)
+            else:
+                score[m](profiles["en"], text)
+            latency[m].append(time.perf_counter() - t0)
+
+    # Recall: embed every query once, in batches (the model is the slow part on 2 shared cores).
+    from middleware.retrieval import semantic
+
+    texts = sorted({forms[lang][q] for lang in PROBE_LANGUAGES for q in qids}
+                   | {probe_by_id[lang][q] for lang in PROBE_LANGUAGES for q in qids} | {t for _, t in english})
+    vectors = {}
+    for i in track(range(0, len(texts), 64), description="embedding queries"):
+        batch = texts[i:i + 64]
+        vectors.update(zip(batch, semantic._model().query(batch)))
+    real_embed = semantic.embed_query
+    semantic.embed_query = lambda text: vectors[text] if text in vectors else real_embed(text)
     # results[set][method][lang] = list of ranks
     results: dict[str, dict[str, dict[str, list[int]]]] = {}
 
@@ -69,25 +98,18 @@ def main() -> None:
         res = results.setdefault(set_name, {m: {} for m in METHODS})
         for qid, text in queries:
             for m in METHODS:
-                t0 = time.perf_counter()
                 if m == "chrf auto":
                     got = [d.probe_id for d in auto.demonstrations(text)]
                     r = got.index(qid) + 1 if qid in got else 99
                 else:
                     r = ranks_of(score[m](profiles[lang], text), ids[lang], qid)
-                latency[m].append(time.perf_counter() - t0)
                 res[m].setdefault(lang, []).append(r)
 
-    probe_by_id = {lang: {s.probe_id: s.key for s in profiles[lang].statements} for lang in PROBE_LANGUAGES}
     for lang in track(PROBE_LANGUAGES, description="(a) probes, (b) question forms"):
         run("(a) probe statements", lang, [(q, probe_by_id[lang][q]) for q in qids])
         run("(b) question forms", lang, [(q, forms[lang][q]) for q in qids])
 
-    wvs = Path(args.shared) / "wvs7-shares" / "wvs_questions.json"
-    english = []
-    if wvs.is_file():
-        english = [(d["Q_id"], d["question"]) for d in json.loads(wvs.read_text(encoding="utf-8"))
-                   if d["Q_id"] in probe_by_id["en"]]
+    if english:
         run("(b') English WVS wordings", "en", english)
 
     # (c) cross-language: query in A, profile in B; the auto aligner has no B (it picks A), so it is left out.
@@ -133,7 +155,7 @@ def main() -> None:
                       f"{min(r5):.0f} {worst[0]}->{worst[1]}")
     console.print(table)
     lat = "  ".join(f"{m}: {statistics.median(v) * 1000:.2f} ms" for m, v in latency.items())
-    console.print(f"added latency per message (median over {len(latency['chrf fixed'])} messages, "
+    console.print(f"added latency per message (median over {len(latency['chrf fixed'])} uncached messages, "
                   f"2 shared cores): {lat}")
     if english:
         console.print("done-when: SelfAligner(country='de') (auto, chrF++) finds the same-id probe in the top 5 for "
@@ -145,7 +167,6 @@ def main() -> None:
               if r > 5]
     console.print(f"chrf auto misses on question forms ({len(misses)}): "
                   + ", ".join(f"{lang}:{q}" for lang, q in misses))
-    del auto_sem
 
 
 if __name__ == "__main__":
