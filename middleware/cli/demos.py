@@ -40,7 +40,10 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"{aligner.profile.subject or aligner.profile.name}, language {lang} — strategy "
                             f"{strategy}, k={k}")
         table.add_column("#", justify="right")
-        table.add_column("score", justify="right")
+        from ..retrieval.strategies import get_strategy, scorer_of
+
+        scorer = scorer_of(get_strategy(strategy))
+        table.add_column({"chrf": "chrF++", "semantic": "cosine x100", "hybrid": "RRF x1000"}[scorer], justify="right")
         table.add_column("probe")
         table.add_column("category")
         table.add_column("demonstration")
