@@ -113,3 +113,12 @@ def test_auto_shares_the_per_language_profiles():
 def test_demonstrations_carry_their_language_in_json():
     d = SelfAligner(country="us", language="en").demonstrations("Is divorce justifiable?")[0]
     assert d.to_dict()["language"] == "en"
+
+
+def test_without_the_semantic_extra_foreign_messages_fall_back_to_chrf(monkeypatch):
+    from middleware.retrieval import semantic
+
+    monkeypatch.setattr(semantic, "available", lambda: False)
+    monkeypatch.setattr(semantic, "_model", lambda: pytest.fail("the embedding model was used"))
+    demos = SelfAligner(country="de").demonstrations("Est-ce que le divorce peut être justifié ?")
+    assert demos and {d.language for d in demos} == {"en"}
