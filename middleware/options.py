@@ -75,7 +75,8 @@ class AlignOptions:
 
     country: str | None = option(kind="text", description="ISO code or English name; 'none' turns injection off.",
                                  examples=("ro", "USA", "none"), header=True, env=True)
-    language: str | None = option(kind="text", description="Probe language, e.g. en.", header=True, env=True)
+    language: str | None = option(kind="text", description="Demonstration language, e.g. en; auto (the default): "
+                                  "each message's own.", header=True, env=True)
     profile: str | None = option(kind="text", description="A profile registered at start-up (never a path).",
                                  header=True)
     k: int = option(DEFAULT_K, kind="int", description="Number of demonstrations.", minimum=MIN_K, maximum=MAX_K)

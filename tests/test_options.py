@@ -90,4 +90,4 @@ def test_min_margin_added_in_options_py_reaches_every_integration():
     loose = cache.get(cache.key(AlignOptions(country="ro", language="en")))
     assert strict.min_margin == 0.3 and loose.min_margin == 0.0
     # A stricter margin leaves out the near-ties, so fewer statements can be demonstrations.
-    assert strict._strong.sum() < loose._strong.sum()
+    assert strict._strong(strict.profile).sum() < loose._strong(loose.profile).sum()

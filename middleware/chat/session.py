@@ -271,7 +271,8 @@ class ChatSession:
 
 def demos_plain(demos: Sequence[Demonstration]) -> str:
     """Demonstrations as plain numbered lines (for pipes and logs)."""
-    return "\n".join(f"  {i}. [{d.score:.1f}] {d.text}" for i, d in enumerate(demos, 1))
+    lang = f"  (language: {demos[0].language})\n" if demos and demos[0].language else ""
+    return lang + "\n".join(f"  {i}. [{d.score:.1f}] {d.text}" for i, d in enumerate(demos, 1))
 
 
 def demos_table(demos: Sequence[Demonstration], title: str = "") -> Any:
@@ -283,9 +284,10 @@ def demos_table(demos: Sequence[Demonstration], title: str = "") -> Any:
     table.add_column("#", justify="right")
     table.add_column("chrF++", justify="right")
     table.add_column("probe")
+    table.add_column("lang")
     table.add_column("demonstration", style="italic")
     for i, d in enumerate(demos, 1):
-        table.add_row(str(i), f"{d.score:.1f}", d.probe_id or "", d.text)
+        table.add_row(str(i), f"{d.score:.1f}", d.probe_id or "", d.language or "", d.text)
     return table
 
 

@@ -225,11 +225,11 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Any litellm model, e.g. gpt-4o-mini, "
                                             "anthropic/claude-3-5-haiku-latest (default: the embedded "
                                             "local/gemma-3-270m, no API key)."),
-        language: Optional[str] = typer.Option(None, "--language", "-l", help="Probe language (default: the "
-                                               "country's)."),
+        language: Optional[str] = typer.Option(None, "--language", "-l", help="Demonstration language, or auto "
+                                               "(default: each message's language; others get English)."),
         k: int = typer.Option(5, "--k", "-k", min=1, help="Demonstrations per message."),
         strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, "
-                                     "random-category."),
+                                     "random-category, semantic, hybrid, cultural, cultural+chrf."),
         profile: Optional[Path] = typer.Option(None, "--profile", "-p", help="A personal value profile "
                                                "(YAML/JSON), e.g. from `selfalign profiles questionnaire`."),
         show_demos: bool = typer.Option(False, "--show-demos", help="Show the injected demonstrations every turn."),

@@ -14,9 +14,11 @@ def register(app: typer.Typer) -> None:
     def demos(
         text: str = typer.Argument(..., help="The user message to find demonstrations for."),
         country: Optional[str] = typer.Option(None, "--country", "-c", help="ISO code or name, e.g. ro, ROU, Romania."),
-        language: Optional[str] = typer.Option(None, "--language", "-l", help="Probe language (default: the country's)."),
+        language: Optional[str] = typer.Option(None, "--language", "-l", help="Demonstration language, or auto "
+                                                  "(default: each message's; others get English)."),
         k: int = typer.Option(5, "--k", "-k", min=1, help="How many demonstrations."),
-        strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, random-category."),
+        strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, "
+                                 "random-category, semantic, hybrid, cultural, cultural+chrf."),
         profile: Optional[Path] = typer.Option(None, "--profile", "-p", help="A user profile file (YAML or JSON)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the random strategies."),
         min_margin: float = typer.Option(0.0, "--min-margin", min=0.0, max=0.999, help="Leave out probes whose "
@@ -42,9 +44,14 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"{aligner.profile.description} — strategy {strategy}, k={k}")
+        lang = found[0].language if found else aligner.language
+        table = Table(title=f"{aligner.profile.subject or aligner.profile.name}, language {lang} — strategy "
+                            f"{strategy}, k={k}")
         table.add_column("#", justify="right")
-        table.add_column("chrF++", justify="right")
+        from ..retrieval.strategies import get_strategy, scorer_of
+
+        scorer = scorer_of(get_strategy(strategy))
+        table.add_column({"chrf": "chrF++", "semantic": "cosine x100", "hybrid": "RRF x1000"}[scorer], justify="right")
         table.add_column("probe")
         table.add_column("category")
         table.add_column("demonstration")

@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         pairs: Optional[str] = typer.Option(None, "--pairs", help="'paper' (every paper pair with probes and "
                                             "answers) or LANG-COUNTRY items, e.g. en-us,de-de."),
         strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, "
-                                     "random-category, a comma-separated list, or all."),
+                                     "random-category, semantic, hybrid, cultural, cultural+chrf, a "
+                                     "comma-separated list, or all (the paper's four)."),
         samples: int = typer.Option(10, "--samples", "-n", help="Responses per prompt in sample mode."),
         mode: Optional[str] = typer.Option(None, "--mode", help="sample (parse n sampled answers) or exact (option "
                                            "log-probabilities). Default: exact for local/ models, else sample."),

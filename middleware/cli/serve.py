@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
         api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL of the default upstream."),
         country: Optional[str] = typer.Option(None, "--country", "-c", help="Default country (ISO code or name); "
                                               "requests can choose their own."),
-        language: Optional[str] = typer.Option(None, "--language", "-l", help="Default probe language."),
+        language: Optional[str] = typer.Option(None, "--language", "-l", help="Default demonstration language "
+                                                  "(default: auto, each message's)."),
         host: Optional[str] = typer.Option(None, "--host", help="Address to listen on \\[default: 127.0.0.1]."),
         port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="\\[default: 8000]"),
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="SELFALIGN_API_KEY", show_envvar=True,

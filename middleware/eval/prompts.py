@@ -51,9 +51,13 @@ def probe_block(probe: Probe, order: tuple[int, int], answer: int | None = None)
     return text if answer is None else f"{text} {probe.options[answer]}"
 
 
-def build_prompt(probe: Probe, seed: int, demonstrations: list[tuple[Probe, int]] = ()) -> EvalPrompt:
-    """The prompt for ``probe``; ``demonstrations`` are (probe, majority option) pairs, in prompt order."""
-    blocks = [INSTRUCTION]
+def build_prompt(probe: Probe, seed: int, demonstrations: list[tuple[Probe, int]] = (),
+                 instruction: str | None = None) -> EvalPrompt:
+    """The prompt for ``probe``; ``demonstrations`` are (probe, majority option) pairs, in prompt order.
+
+    ``instruction`` (a strategy's, e.g. cultural prompting) goes first, before the task instruction.
+    """
+    blocks = ([instruction] if instruction else []) + [INSTRUCTION]
     blocks += [probe_block(p, option_order(p.id, seed), answer) for p, answer in demonstrations]
     order = option_order(probe.id, seed)
     blocks.append(probe_block(probe, order))

@@ -22,7 +22,7 @@ from ..data.countries import PAPER_PAIRS, Country, default_language, resolve_cou
 from ..errors import InputError, NoAnswersError, ProfileError
 from ..data.probes import Probe, available_languages, load_probes
 from ..data.profile import Statement, ValueProfile, probe_key
-from ..retrieval.strategies import get_strategy
+from ..retrieval.strategies import get_strategy, instruction_of
 from .backends import Backend, Request, get_backend, is_local
 from .cache import NullCache, ResponseCache, cache_key, default_cache_path
 from .metrics import normalize_logprobs, share_counts
@@ -287,11 +287,14 @@ def _conditions(pair: EvalPair, probe: Probe, config: EvalConfig) -> list[tuple[
                               seed=_int_seed(config.seed, strategy, probe.id), min_margin=config.min_margin)
         demos = [(pair.pool[d.probe_id], pair.answers[d.probe_id].majority)
                  for d in aligner.demonstrations(query, exclude=[probe.id])]
-        out.append((strategy, strategy, 0, build_prompt(probe, config.seed, demos)))
+        instruction = instruction_of(get_strategy(strategy))
+        instruction = instruction.format(country=pair.country.name) if instruction else None
+        out.append((strategy, strategy, 0, build_prompt(probe, config.seed, demos, instruction)))
         if config.shuffle_orders:
             for i in range(1, config.orders + 1):
                 shuffled = reshuffle(demos, config.seed, probe.id, strategy, i)
-                out.append((f"{strategy}@order{i}", strategy, i, build_prompt(probe, config.seed, shuffled)))
+                out.append((f"{strategy}@order{i}", strategy, i, build_prompt(probe, config.seed, shuffled,
+                                                                               instruction)))
     return out
 
 

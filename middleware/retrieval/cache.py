@@ -24,7 +24,7 @@ from ..data.countries import Country, resolve_country, resolve_language
 from ..data.profile import ValueProfile
 from ..data.registry import ProfileRegistry
 from ..options import AlignOptions
-from .aligner import SelfAligner
+from .aligner import AUTO, SelfAligner
 
 __all__ = ["AlignerCache", "LRU"]
 
@@ -121,7 +121,9 @@ class AlignerCache:
             return options.replace(country=None, profile=profile)
         country = options.country
         country = country.alpha3 if isinstance(country, Country) else resolve_country(country).alpha3
-        language = resolve_language(options.language) if options.language else None
+        # None is "auto" too: SelfAligner then detects each message's language.
+        auto = options.language is None or options.language.strip().lower() == AUTO
+        language = None if auto else resolve_language(options.language)
         return options.replace(country=country, language=language)
 
     def _profile(self, key: AlignOptions) -> ValueProfile | None:

@@ -4,7 +4,12 @@ A strategy picks up to ``k`` statement indices for a query. Built-ins register t
 way a third party would::
 
     @register_strategy("my-strategy")
-    def select(profile, query, k, rng, allowed, scores): ...
+    def select(categories, query, k, rng, allowed, scores): ...
+
+``scores`` come from the strategy's *scorer*: ``"chrf"`` (chrF++, the paper's), ``"semantic"``
+(multilingual sentence embeddings, works across languages) or ``"hybrid"`` (reciprocal rank fusion
+of the two). A strategy may also carry an *instruction*, a fixed system prompt with a ``{country}``
+slot put before the demonstrations (cultural prompting, Tao et al. 2024).
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ import numpy as np
 
 from ..errors import UnknownStrategyError
 
-__all__ = ["Strategy", "register_strategy", "get_strategy", "STRATEGIES"]
+__all__ = ["Strategy", "register_strategy", "get_strategy", "STRATEGIES", "SCORERS", "CULTURAL_PROMPT",
+           "scorer_of", "instruction_of"]
+
+# Tao et al. (2024), "Cultural bias and cultural alignment of large language models", PNAS Nexus.
+CULTURAL_PROMPT = ("You are an average human being born in {country} and living in {country} responding to the "
+                   "following survey question.")
+SCORERS = ("chrf", "semantic", "hybrid")
 
 
 class Strategy(Protocol):
@@ -31,12 +42,26 @@ class Strategy(Protocol):
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
-    """Decorator: make ``fn`` selectable as ``strategy=name`` (in SelfAligner, the proxy, the CLI)."""
+def register_strategy(name: str, scorer: str = "chrf", instruction: str | None = None
+                      ) -> Callable[[Strategy], Strategy]:
+    """Register ``fn`` under ``name``; ``scorer`` picks the ``scores`` it receives (see the module docstring)."""
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+
     def deco(fn: Strategy) -> Strategy:
+        fn.scorer = scorer  # type: ignore[attr-defined]
+        fn.instruction = instruction  # type: ignore[attr-defined]
         STRATEGIES[name] = fn
         return fn
     return deco
+
+
+def scorer_of(strategy: Strategy) -> str:
+    return getattr(strategy, "scorer", "chrf")
+
+
+def instruction_of(strategy: Strategy) -> str | None:
+    return getattr(strategy, "instruction", None)
 
 
 def get_strategy(name: str) -> Strategy:
@@ -82,3 +107,25 @@ def random_(categories, query, k, rng, allowed, scores):
 def random_category(categories, query, k, rng, allowed, scores):
     idx = np.flatnonzero(_query_category(categories, scores, allowed)).tolist()
     return rng.sample(idx, min(k, len(idx)))
+
+
+@register_strategy("semantic", scorer="semantic")
+def semantic(categories, query, k, rng, allowed, scores):
+    return _ranked(scores, allowed, k)
+
+
+@register_strategy("hybrid", scorer="hybrid")
+def hybrid(categories, query, k, rng, allowed, scores):
+    return _ranked(scores, allowed, k)
+
+
+@register_strategy("cultural", instruction=CULTURAL_PROMPT)
+def cultural(categories, query, k, rng, allowed, scores):
+    """Cultural prompting alone: the instruction, no demonstrations."""
+    return []
+
+
+@register_strategy("cultural+chrf", instruction=CULTURAL_PROMPT)
+def cultural_chrf(categories, query, k, rng, allowed, scores):
+    """Cultural prompt plus the chrF++ demonstrations."""
+    return _ranked(scores, allowed, k)

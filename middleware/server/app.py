@@ -31,6 +31,7 @@ __all__ = ["create_app", "Proxy"]
 
 log = logging.getLogger("selfalign.server")
 DEMOS_HEADER = "X-SelfAlign-Demonstrations"
+LANGUAGE_HEADER = "X-SelfAlign-Language"  # the language the demonstrations were picked in
 # Retrieval over a long message takes ~0.2 ms per KB; past this many characters it
 # runs in a worker thread so one huge request does not stall every other one.
 _THREAD_ABOVE_CHARS = 16_000
@@ -195,6 +196,8 @@ class Proxy:
         if self.config.log_content:
             log.info("messages to %s: %s", upstream.name, dumps(body["messages"]).decode())
         headers = {DEMOS_HEADER: str(len(demos))}
+        if demos and demos[0].language:
+            headers[LANGUAGE_HEADER] = demos[0].language
         forward = self.forwarders(upstream)
         try:
             if stream:
@@ -239,10 +242,11 @@ class Proxy:
         if key is not None:
             aligner = await self.aligners.aget(key)
             _, demos = await self.align(key, messages)
-            out.update(country=key.country, language=aligner.language, profile=aligner.profile.name, k=key.k,
+            out.update(country=key.country, language=demos[0].language if demos else aligner.language, profile=aligner.profile.name, k=key.k,
                        strategy=key.strategy, data=[d.to_dict() for d in demos],
                        system_message=aligner.system_block(demos) if demos else None)
-        return Response(dumps(out), media_type="application/json", headers={DEMOS_HEADER: str(len(demos))})
+        return Response(dumps(out), media_type="application/json", headers={
+            DEMOS_HEADER: str(len(demos)), **({LANGUAGE_HEADER: demos[0].language} if demos else {})})
 
     def models(self, request: Request) -> Response:
         self.authorize(request)

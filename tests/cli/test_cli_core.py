@@ -15,7 +15,8 @@ def run(*args, check=True):
 
 def test_demos_json():
     out = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json").stdout)
-    assert len(out) == 5 and set(out[0]) == {"text", "score", "probe_id", "category"}
+    assert len(out) == 5 and set(out[0]) == {"text", "score", "probe_id", "category", "language"}
+    assert out[0]["language"] == "en"  # detected from the message (language auto)
     assert out[0]["probe_id"] == "Q184" and out[0]["score"] >= out[-1]["score"]
 
 

@@ -37,7 +37,9 @@ def test_varied_k_and_strategy_build_the_profile_and_index_once(counted):
     aligners = [cache.get(cache.key(AlignOptions(country="ro", language="en", k=k, strategy=s)))
                 for k in range(1, 11) for s in STRATEGIES]
     assert cache.builds == len(aligners) == 10 * len(STRATEGIES)
-    assert all(0 < len(a.demonstrations("How important is family in your life?")) <= a.k for a in aligners)
+    # "cultural" is an instruction without demonstrations; every other strategy picks 1..k.
+    assert all(0 < len(a.demonstrations("How important is family in your life?")) <= a.k for a in aligners
+               if a.strategy_name != "cultural")
     assert len(counted) == 1  # one chrF++ index for all of them
     assert profile_module.builtin_profile.cache_info().misses == 1  # one profile
     assert len({id(a.profile) for a in aligners}) == 1

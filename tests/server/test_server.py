@@ -214,7 +214,7 @@ def test_demonstrations_preview(proxy):
     assert r.status_code == 200 and r.headers["x-selfalign-demonstrations"] == "3"
     out = r.json()
     assert out["country"] == "USA" and out["language"] == "en" and len(out["data"]) == 3
-    assert set(out["data"][0]) == {"text", "score", "probe_id", "category"}
+    assert set(out["data"][0]) == {"text", "score", "probe_id", "category", "language"}
     assert out["system_message"].count("\n- ") == 3
     off = httpx.post(f"{proxy.url}/selfalign/demonstrations", json={"messages": USER, "model": "x@none"}).json()
     assert off["enabled"] is False and off["data"] == []
@@ -232,3 +232,13 @@ def test_openapi_documents_the_endpoints(proxy):
             "/health/liveness", "/health/readiness"} <= set(spec["paths"])
     body = spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "selfalign" in body["properties"]
+
+
+def test_language_auto_is_reported_in_a_response_header(client, upstream):
+    raw = client.chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": "Kann eine Abtreibung gerechtfertigt sein?"}],
+        extra_headers={"X-SelfAlign-Language": "auto"})
+    assert raw.headers["x-selfalign-language"] == "de"
+    assert "Abtreibung" in system_text(upstream.chat_requests[-1])
+    fixed = client.chat.completions.with_raw_response.create(model="m", messages=USER)
+    assert fixed.headers["x-selfalign-language"] == "en"  # the server's configured language wins
