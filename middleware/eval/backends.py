@@ -83,7 +83,7 @@ class Backend(ABC):
 
 
 class LocalBackend(Backend):
-    """An in-process model of :mod:`middleware.models.local_model`.
+    """An in-process model (:mod:`middleware.models`: llama.cpp for GGUF, else transformers).
 
     Loaded on first use, so a fully cached run never loads it.
     """
@@ -103,7 +103,7 @@ class LocalBackend(Backend):
     @property
     def model(self) -> Any:
         if self._model is None:
-            from ..models.local_model import get_local_model
+            from ..models.loading import get_local_model
 
             self._model = get_local_model(self.name[len(LOCAL_PREFIX):] or "gemma-3-270m", progress=self._progress)
             self._start = self._model.forward_passes
@@ -122,17 +122,11 @@ class LocalBackend(Backend):
         return {"n": samples, "temperature": "model-default", "stop": ["\n"], "max_tokens": self.max_tokens or "auto",
                 "sample_seed": self.sample_seed}
 
-    def _sampling_defaults(self) -> tuple[float, float]:
-        gc = getattr(self.model.model, "generation_config", None)
-        if gc is not None and getattr(gc, "do_sample", False):
-            return float(gc.temperature or 1.0), float(gc.top_p or 1.0)
-        return 1.0, 1.0
-
     def _max_tokens(self, prompt: EvalPrompt) -> int:
         if self.max_tokens:
             return self.max_tokens
         # Room for the longer option and a little punctuation; the first line is all that is parsed.
-        longest = max(len(self.model.tokenizer(" " + o, add_special_tokens=False)["input_ids"]) for o in prompt.options)
+        longest = max(self.model.count_tokens(" " + o) for o in prompt.options)
         return longest + 4
 
     def run(self, requests, mode, samples, on_result):
@@ -150,7 +144,7 @@ class LocalBackend(Backend):
                 for r, lp in zip(chunk, lps):
                     on_result(r, [float(x) for x in lp])
             return
-        temperature, top_p = self._sampling_defaults()
+        temperature, top_p = model.sampling_defaults()
         for r in requests:
             before = model.forward_passes
             outs = model.generate(r.prompt.text, max_tokens=self._max_tokens(r.prompt), temperature=temperature,

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from middleware.models.local_model import get_local_model
-from middleware.models.provider import DEFAULT_MODEL, PROVIDER, import_litellm
+from middleware.models.provider import DEFAULT_MODEL, EVAL_MODEL, PROVIDER, import_litellm
 
 try:
     from test_local_model import build_tiny_model
@@ -46,7 +46,7 @@ def test_import_registers_once(litellm):
     import_litellm()
     entries = [e for e in litellm.custom_provider_map if e["provider"] == PROVIDER]
     assert len(entries) == 1
-    assert DEFAULT_MODEL == "local/gemma-3-270m"
+    assert DEFAULT_MODEL == "local/smollm2-135m-instruct" and EVAL_MODEL == "local/gemma-3-270m"
 
 
 def test_completion_openai_shape(litellm, tiny_model):
