@@ -175,7 +175,7 @@ def test_abandoned_async_stream_stops_generation(litellm, tiny_model):
     assert end - start <= 2 and end - base < 30
 
 
-def test_gemma_streaming_through_litellm(litellm):
+def test_default_model_streams_through_litellm(litellm):
     stream = litellm.completion(model=DEFAULT_MODEL, messages=[
         {"role": "user", "content": "Name three colours."}], temperature=0, max_tokens=12,
         stream=True)
