@@ -189,6 +189,10 @@ class LlamaCppModel(Runtime):
         prompt = self._http("/apply-template", {"messages": plain_messages(messages)})["prompt"]
         return prompt, []
 
+    def sampling_defaults(self) -> tuple[float, float]:
+        entry = EMBEDDED.get(self.name)
+        return (entry.temperature, entry.top_p) if entry else (1.0, 1.0)
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text, special=False))
 

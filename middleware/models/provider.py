@@ -72,14 +72,15 @@ def _model_for(model: str) -> Runtime:
     return get_local_model(model.split("/", 1)[1] if is_local(model) else model)
 
 
-def _sampling(optional_params: dict | None) -> dict:
-    """Map OpenAI parameters to :meth:`LocalModel.generate` keyword arguments."""
+def _sampling(optional_params: dict | None, defaults: tuple[float, float] = (1.0, 1.0)) -> dict:
+    """Map OpenAI parameters to :meth:`Runtime.generate` keyword arguments; unset temperature and
+    top_p take the model's ``defaults``."""
     p = dict(optional_params or {})
     max_tokens = p.get("max_tokens", p.get("max_completion_tokens"))
     out = {
         "max_tokens": 128 if max_tokens is None else int(max_tokens),
-        "temperature": 1.0 if p.get("temperature") is None else float(p["temperature"]),
-        "top_p": 1.0 if p.get("top_p") is None else float(p["top_p"]),
+        "temperature": defaults[0] if p.get("temperature") is None else float(p["temperature"]),
+        "top_p": defaults[1] if p.get("top_p") is None else float(p["top_p"]),
         "seed": p.get("seed"),
         "stop": p.get("stop"),
     }
@@ -91,7 +92,7 @@ def _sampling(optional_params: dict | None) -> dict:
 def _prepare(model: str, messages: list, optional_params: dict | None) -> tuple[Runtime, str, dict]:
     lm = _model_for(model)
     prompt, role_stops = lm.format_chat(messages)
-    kw = _sampling(optional_params)
+    kw = _sampling(optional_params, lm.sampling_defaults())
     kw["stop"] = list(kw["stop"] or []) + role_stops
     return lm, prompt, kw
 

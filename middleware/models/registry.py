@@ -20,7 +20,7 @@ from typing import Callable
 from ..errors import SelfAlignError
 
 __all__ = ["EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "ModelSpec",
-           "UnknownModelError", "parse_model", "gguf_path"]
+           "UnknownModelError", "is_embedded", "parse_model", "gguf_path"]
 
 BASE_MODEL = "gemma-3-270m"
 """Base (not instruction-tuned) Gemma 3 270M: the evaluator's default scorer."""
@@ -76,10 +76,14 @@ class EmbeddedModel:
     instruct: bool
     locate: Callable[[Path], Path]
     """Cache dir -> path of the GGUF file."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    """Sampling defaults when a request sets none (the model card's advice)."""
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {m.name: m for m in (
-    EmbeddedModel(CHAT_MODEL, "SmolLM2 135M Instruct (Apache-2.0), Q4_1, English chat", True, _smollm2),
+    # SmolLM2's model card: temperature 0.2, top_p 0.9; at temperature 1 it rambles.
+    EmbeddedModel(CHAT_MODEL, "SmolLM2 135M Instruct (Apache-2.0), Q4_1, English chat", True, _smollm2, 0.2, 0.9),
     EmbeddedModel(BASE_MODEL, "Gemma 3 270M base, Q4_K_M, text continuation and scoring", False, _gemma),
 )}
 
@@ -123,6 +127,11 @@ def parse_model(model: str) -> ModelSpec:
         raise UnknownModelError(f"local/{name}: not an embedded model ({', '.join(EMBEDDED)}), "
                                 f"a .gguf file or a local model directory")
     return ModelSpec(name, runtime)
+
+
+def is_embedded(model: str) -> bool:
+    """Whether ``model`` (``local/NAME[?...]``) names one of the embedded models."""
+    return model.startswith("local/") and model[len("local/"):].partition("?")[0] in EMBEDDED
 
 
 def _have_llamacpp() -> bool:
