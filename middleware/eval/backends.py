@@ -117,10 +117,14 @@ class LocalBackend(Backend):
         self.model
 
     def settings(self, mode: str, samples: int) -> dict:
+        from ..models.registry import parse_model
+
+        # The runtime is part of the key: llama.cpp and torch scores agree closely, not exactly.
+        runtime = parse_model(self.name).runtime
         if mode == "exact":
-            return {"scoring": "option-logprobs"}
+            return {"scoring": "option-logprobs", "runtime": runtime}
         return {"n": samples, "temperature": "model-default", "stop": ["\n"], "max_tokens": self.max_tokens or "auto",
-                "sample_seed": self.sample_seed}
+                "sample_seed": self.sample_seed, "runtime": runtime}
 
     def _max_tokens(self, prompt: EvalPrompt) -> int:
         if self.max_tokens:
