@@ -138,8 +138,10 @@ class LocalBackend(Backend):
             return
         model = self.model
         if mode == "exact":
-            # Similar lengths in one batch: less padding.
-            requests = sorted(requests, key=lambda r: len(r.prompt.text))
+            # torch batches: similar lengths together, less padding.  llama.cpp: alphabetical order
+            # puts prompts sharing a prefix next to each other, and its KV cache reuses that prefix.
+            order = (lambda r: r.prompt.text) if model.runtime == "llamacpp" else (lambda r: len(r.prompt.text))
+            requests = sorted(requests, key=order)
             for i in range(0, len(requests), self.batch_size):
                 chunk = requests[i:i + self.batch_size]
                 lps = model.option_logprobs([r.prompt.text for r in chunk], [r.prompt.continuations() for r in chunk],

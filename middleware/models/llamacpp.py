@@ -128,6 +128,9 @@ class LlamaCppModel(Runtime):
         params.model.path = str(path)
         params.n_ctx = n_ctx
         params.n_parallel = 1  # one slot: its KV cache holds the last prompt for prefix reuse
+        # Gemma 3's sliding-window layers otherwise keep too little KV to reuse a shared prefix
+        # (measured: 21 of 144 tokens reused with it, none without).
+        params.swa_full = True
         params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or default_threads()
         params.verbosity = -1  # llama.cpp logs nothing
         params.warmup = False  # a warm-up decode costs more than it saves for a 100M model
