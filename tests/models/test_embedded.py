@@ -193,3 +193,31 @@ def test_abandoned_async_stream_stops_llamacpp(litellm, monkeypatch):
 
     asyncio.run(run())
     assert 0 < len(tokens) < 60  # stopped long before the 300 tokens asked for
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (HAVE_LLAMACPP and HAVE_TORCH), reason="needs both runtimes")
+def test_runtimes_agree_on_option_probabilities():
+    """Gemma's option probabilities on evaluator prompts: llama.cpp (quantised matmuls) vs torch
+    (the same weights de-quantised to float32).  benchmarks/embedded_model.py measures it at scale."""
+    from middleware.eval import EvalConfig
+    from middleware.eval.runner import _conditions, load_pair
+
+    cfg = EvalConfig(model="local/gemma-3-270m", pairs=[("en", "USA")], strategies=["chrf"], mode="exact")
+    pair = load_pair("en", "USA", limit=3)
+    prompts = [c[-1] for probe in pair.probes for c in _conditions(pair, probe, cfg)]
+    assert len(prompts) == 6
+
+    def p_first(runtime):
+        lm = get_local_model(f"{BASE_MODEL}?runtime={runtime}", progress=False)
+        lps = lm.option_logprobs([p.text for p in prompts], [p.continuations() for p in prompts])
+        return [1 / (1 + math.exp(b - a)) for a, b in lps]
+
+    a, b = p_first("llamacpp"), p_first("transformers")
+    deltas = [abs(x - y) for x, y in zip(a, b)]
+    assert max(deltas) < 0.08 and sum(deltas) / len(deltas) < 0.03, deltas
+    # Same side of 1/2: the same answer would be read off both.
+    assert [x > 0.5 for x in a] == [y > 0.5 for y in b]
