@@ -32,6 +32,7 @@ __all__ = ["LlamaCppModel", "LlamaCppError", "default_threads"]
 N_CTX = 4096
 # Large enough to force the wanted token under greedy sampling, whatever the logits.
 _FORCE_BIAS = 1000.0
+_TOP = 20
 # Plain temperature/top-p sampling, as in the transformers runtime: llama.cpp's
 # server defaults (top_k 40, min_p 0.05) would otherwise apply on top.
 _SAMPLING = {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0,
@@ -317,17 +318,22 @@ class LlamaCppModel(Runtime):
                 k = max(k, 1)  # the first token has no prediction to score
                 total = 0.0
                 for t in range(k, len(joint)):
-                    key = (tuple(joint[:t]), joint[t])
-                    if key not in seen:
-                        seen[key] = self._forced_logprob(joint[:t], joint[t])
-                    total += seen[key]
+                    prefix = tuple(joint[:t])
+                    if (prefix, joint[t]) not in seen:
+                        seen.update(self._forced_logprobs(prefix, joint[t]))
+                    total += seen[(prefix, joint[t])]
                 results[i][j] = total
         return results
 
-    def _forced_logprob(self, prefix: list[int], token: int) -> float:
-        res = self._complete({"prompt": prefix, "max_tokens": 1, "temperature": 0.0, "n_probs": 1,
+    def _forced_logprobs(self, prefix: tuple[int, ...], token: int) -> dict[tuple[tuple[int, ...], int], float]:
+        """Log-probability of ``token`` after ``prefix``, and of the top tokens there: the other
+        options' first tokens are usually among them, which saves their requests."""
+        res = self._complete({"prompt": list(prefix), "max_tokens": 1, "temperature": 0.0, "n_probs": _TOP,
                               "logit_bias": [[token, _FORCE_BIAS]]})
         (step,) = res["choices"][0]["logprobs"]["content"]
         if step["id"] != token:
             raise LlamaCppError(f"llama.cpp sampled token {step['id']} instead of the forced {token}")
-        return float(step["logprob"])
+        # Both the sampled token's and the top list's figures come from the raw logits (before the bias).
+        out = {(prefix, int(top["id"])): float(top["logprob"]) for top in step.get("top_logprobs") or []}
+        out[(prefix, token)] = float(step["logprob"])
+        return out

