@@ -322,10 +322,10 @@ def preload_model(model: str) -> None:
 
     if not model.startswith(PROVIDER + "/"):
         return
-    from ..models.local_model import EMBEDDED_MODEL, get_local_model
+    from ..models.loading import get_local_model
 
     try:
-        get_local_model(model.split("/", 1)[1] or EMBEDDED_MODEL)
+        get_local_model(model)
     except (FileNotFoundError, OSError, ValueError) as e:
         raise ChatBackendError(f"model {model}: {_first_line(e)}") from None
 

@@ -32,6 +32,7 @@ class ChatTerminal:
         self.compare = compare
         self.model = model
         self.out = out or sys.stdout
+        self._noted_language = False
         self.console = Console(file=self.out, highlight=False, soft_wrap=not plain,
                                force_terminal=None if not plain else False, no_color=plain or None)
 
@@ -72,8 +73,19 @@ class ChatTerminal:
 
     # ------------------------------------------------------------------ turns
 
+    def _language_note(self, text: str) -> None:
+        """Once per session: the embedded models are tiny and English-only; say where to go instead."""
+        from ..chat.language import english_only_note, looks_english
+        from ..models.registry import is_embedded
+
+        if self._noted_language or not is_embedded(self.model) or looks_english(text):
+            return
+        self._noted_language = True
+        self.info(english_only_note(self.model))
+
     def turn(self, text: str) -> bool:
         """Answer one message; False when it was interrupted with Ctrl-C."""
+        self._language_note(text)
         if self.compare:
             return self._compare(text)
         def on_demos(found) -> None:
@@ -223,8 +235,8 @@ def register(app: typer.Typer) -> None:
     def chat(
         country: Optional[str] = typer.Option(None, "--country", "-c", help="ISO code or name, e.g. ro, ROU, Romania."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Any litellm model, e.g. gpt-4o-mini, "
-                                            "anthropic/claude-3-5-haiku-latest (default: the embedded "
-                                            "local/gemma-3-270m, no API key)."),
+                                            "anthropic/claude-3-5-haiku-latest, ollama/llama3.1 (default: the embedded "
+                                            "English-only local/smollm2-135m-instruct, no API key)."),
         language: Optional[str] = typer.Option(None, "--language", "-l", help="Demonstration language, or auto "
                                                "(default: each message's language; others get English)."),
         k: int = typer.Option(5, "--k", "-k", min=1, help="Demonstrations per message."),

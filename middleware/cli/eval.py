@@ -12,11 +12,11 @@ __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    from ..models.provider import DEFAULT_MODEL
+    from ..models.provider import EVAL_MODEL
 
     @app.command("eval")
     def eval_(
-        model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Any litellm model (gpt-4o-mini, "
+        model: str = typer.Option(EVAL_MODEL, "--model", "-m", help="Any litellm model (gpt-4o-mini, "
                                   "hosted_vllm/NAME, ...) or local/NAME for an in-process model."),
         language: Optional[str] = typer.Option(None, "--language", "-l", help="Probe language (default: the "
                                                "country's paper language)."),

@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     def serve(
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Default upstream, a litellm provider "
                                             "string: openai/..., anthropic/..., ollama/..., hosted_vllm/..., "
-                                            "local/gemma-3-270m (the default: the embedded offline model)."),
+                                            "local/smollm2-135m-instruct (the default: embedded, offline, English-only) or local/gemma-3-270m."),
         api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL of the default upstream."),
         country: Optional[str] = typer.Option(None, "--country", "-c", help="Default country (ISO code or name); "
                                               "requests can choose their own."),

@@ -77,7 +77,7 @@ class Backend(ABC):
 
 
 class LocalBackend(Backend):
-    """An in-process model of :mod:`middleware.models.local_model`.
+    """An in-process model (:mod:`middleware.models`: llama.cpp for GGUF, else transformers).
 
     Loaded on first use, so a fully cached run never loads it.
     """
@@ -97,7 +97,7 @@ class LocalBackend(Backend):
     @property
     def model(self) -> Any:
         if self._model is None:
-            from ..models.local_model import get_local_model
+            from ..models.loading import get_local_model
 
             self._model = get_local_model(self.name[len(LOCAL_PREFIX):] or "gemma-3-270m", progress=self._progress)
             self._start = self._model.forward_passes
@@ -111,22 +111,20 @@ class LocalBackend(Backend):
         self.model
 
     def settings(self, mode: str, samples: int) -> dict:
-        if mode == "exact":
-            return {"scoring": "option-logprobs"}
-        return {"n": samples, "temperature": "model-default", "stop": ["\n"], "max_tokens": self.max_tokens or "auto",
-                "sample_seed": self.sample_seed}
+        from ..models.registry import parse_model
 
-    def _sampling_defaults(self) -> tuple[float, float]:
-        gc = getattr(self.model.model, "generation_config", None)
-        if gc is not None and getattr(gc, "do_sample", False):
-            return float(gc.temperature or 1.0), float(gc.top_p or 1.0)
-        return 1.0, 1.0
+        # The runtime is part of the key: llama.cpp and torch scores agree closely, not exactly.
+        runtime = parse_model(self.name).runtime
+        if mode == "exact":
+            return {"scoring": "option-logprobs", "runtime": runtime}
+        return {"n": samples, "temperature": "model-default", "stop": ["\n"], "max_tokens": self.max_tokens or "auto",
+                "sample_seed": self.sample_seed, "runtime": runtime}
 
     def _max_tokens(self, prompt: EvalPrompt) -> int:
         if self.max_tokens:
             return self.max_tokens
         # Room for the longer option and a little punctuation; the first line is all that is parsed.
-        longest = max(len(self.model.tokenizer(" " + o, add_special_tokens=False)["input_ids"]) for o in prompt.options)
+        longest = max(self.model.count_tokens(" " + o) for o in prompt.options)
         return longest + 4
 
     def run(self, requests, mode, samples, on_result):
@@ -134,8 +132,10 @@ class LocalBackend(Backend):
             return
         model = self.model
         if mode == "exact":
-            # Similar lengths in one batch: less padding.
-            requests = sorted(requests, key=lambda r: len(r.prompt.text))
+            # torch batches: similar lengths together, less padding.  llama.cpp: alphabetical order
+            # puts prompts sharing a prefix next to each other, and its KV cache reuses that prefix.
+            order = (lambda r: r.prompt.text) if model.runtime == "llamacpp" else (lambda r: len(r.prompt.text))
+            requests = sorted(requests, key=order)
             for i in range(0, len(requests), self.batch_size):
                 chunk = requests[i:i + self.batch_size]
                 lps = model.option_logprobs([r.prompt.text for r in chunk], [r.prompt.continuations() for r in chunk],
@@ -144,7 +144,7 @@ class LocalBackend(Backend):
                 for r, lp in zip(chunk, lps):
                     on_result(r, [float(x) for x in lp])
             return
-        temperature, top_p = self._sampling_defaults()
+        temperature, top_p = model.sampling_defaults()
         for r in requests:
             before = model.forward_passes
             outs = model.generate(r.prompt.text, max_tokens=self._max_tokens(r.prompt), temperature=temperature,

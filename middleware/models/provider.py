@@ -1,9 +1,11 @@
-"""litellm provider ``local/...`` backed by :mod:`middleware.models.local_model`.
+"""litellm provider ``local/...``: in-process models (see :mod:`middleware.models.registry`).
 
-``litellm.completion(model="local/gemma-3-270m", messages=...)`` runs the
-embedded Gemma in-process; ``local/PATH`` runs a local Hugging Face model
-directory.  Always obtain litellm through :func:`import_litellm` so the
-provider is registered and litellm never fetches its cost map at import.
+``litellm.completion(model="local/smollm2-135m-instruct", messages=...)`` runs
+the embedded instruction-tuned SmolLM2 through llama.cpp; ``local/gemma-3-270m``
+the embedded base Gemma; ``local/PATH`` a ``.gguf`` file or a Hugging Face model
+directory; ``?runtime=transformers`` picks the torch runtime.  This is the one
+place that imports litellm: always obtain it through :func:`import_litellm` so
+the provider is registered and litellm never fetches its cost map at import.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ import threading
 import time
 from typing import Any, AsyncIterator, Iterator
 
-from .local_model import EMBEDDED_MODEL, LocalModel, format_chat, get_local_model
+from .loading import get_local_model
+from .registry import BASE_MODEL, CHAT_MODEL
+from .runtime import Runtime
 
-__all__ = ["DEFAULT_MODEL", "PROVIDER", "LocalLLM", "import_litellm", "register_provider"]
+__all__ = ["DEFAULT_MODEL", "EVAL_MODEL", "PROVIDER", "LocalLLM", "import_litellm", "is_local",
+           "register_provider"]
 
 PROVIDER = "local"
-DEFAULT_MODEL = f"{PROVIDER}/{EMBEDDED_MODEL}"
+DEFAULT_MODEL = f"{PROVIDER}/{CHAT_MODEL}"
+"""Chat and serve default: instruction-tuned, English."""
+EVAL_MODEL = f"{PROVIDER}/{BASE_MODEL}"
+"""Evaluator default: the base model scores survey options better (docs/models.md)."""
 _AHEAD = 8
 
 _register_lock = threading.Lock()
@@ -55,19 +63,24 @@ def register_provider(litellm: Any) -> "LocalLLM":
         return _handler
 
 
-def _model_for(model: str) -> LocalModel:
-    name = model.split("/", 1)[1] if model.startswith(PROVIDER + "/") else model
-    return get_local_model(name or EMBEDDED_MODEL)
+def is_local(model: str) -> bool:
+    """Whether litellm would route ``model`` to this in-process provider."""
+    return model.startswith(PROVIDER + "/")
 
 
-def _sampling(optional_params: dict | None) -> dict:
-    """Map OpenAI parameters to :meth:`LocalModel.generate` keyword arguments."""
+def _model_for(model: str) -> Runtime:
+    return get_local_model(model.split("/", 1)[1] if is_local(model) else model)
+
+
+def _sampling(optional_params: dict | None, defaults: tuple[float, float] = (1.0, 1.0)) -> dict:
+    """Map OpenAI parameters to :meth:`Runtime.generate` keyword arguments; unset temperature and
+    top_p take the model's ``defaults``."""
     p = dict(optional_params or {})
     max_tokens = p.get("max_tokens", p.get("max_completion_tokens"))
     out = {
         "max_tokens": 128 if max_tokens is None else int(max_tokens),
-        "temperature": 1.0 if p.get("temperature") is None else float(p["temperature"]),
-        "top_p": 1.0 if p.get("top_p") is None else float(p["top_p"]),
+        "temperature": defaults[0] if p.get("temperature") is None else float(p["temperature"]),
+        "top_p": defaults[1] if p.get("top_p") is None else float(p["top_p"]),
         "seed": p.get("seed"),
         "stop": p.get("stop"),
     }
@@ -76,10 +89,10 @@ def _sampling(optional_params: dict | None) -> dict:
     return out
 
 
-def _prepare(model: str, messages: list, optional_params: dict | None) -> tuple[LocalModel, str, dict]:
+def _prepare(model: str, messages: list, optional_params: dict | None) -> tuple[Runtime, str, dict]:
     lm = _model_for(model)
-    prompt, role_stops = format_chat(messages, lm.tokenizer)
-    kw = _sampling(optional_params)
+    prompt, role_stops = lm.format_chat(messages)
+    kw = _sampling(optional_params, lm.sampling_defaults())
     kw["stop"] = list(kw["stop"] or []) + role_stops
     return lm, prompt, kw
 
@@ -96,7 +109,7 @@ def _make_handler_class(litellm: Any) -> type:
     from litellm.types.utils import Choices, Message, Usage
 
     class LocalLLM(CustomLLM):
-        """litellm handler running :class:`LocalModel` in-process.
+        """litellm handler running a :class:`~middleware.models.runtime.Runtime` in-process.
 
         The async variants run the model in worker threads so the event loop
         never blocks; an abandoned async stream stops decoding.

@@ -25,9 +25,8 @@ TIMEOUT = 180
 
 @pytest.fixture(scope="module")
 def warm_model():
-    """Convert and cache the embedded model once, before any subprocess needs it."""
-    pytest.importorskip("transformers")
-    from middleware.models.local_model import get_local_model
+    """Load (and for the transformers runtime, convert and cache) the default model once."""
+    from middleware.models.loading import get_local_model
 
     get_local_model()
 
@@ -142,6 +141,17 @@ def test_piped_lines_are_answered_one_by_one(warm_model):
     first, rest = p.stdout.split("demonstrations (", 1)
     assert first.strip()  # the first answer
     assert rest.count("\n  ") == 5 and rest.strip().splitlines()[-1].strip()  # demos, then the second answer
+
+
+def test_other_languages_get_one_note_about_the_english_only_model(warm_model):
+    p = run(["chat", "--country", "ro", "--max-tokens", "4", "--temperature", "0"],
+            stdin="Este important ca femeile să lucreze?\nCe părere ai despre religie?\nIs work a duty?\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("only writes English") == 1 and "--model ollama/" in p.stderr
+    assert "only writes English" not in p.stdout  # piped answers stay clean
+    english = run(["chat", "--country", "us", "--max-tokens", "4", "--temperature", "0",
+                   "--message", "Is work a duty?"])
+    assert english.returncode == 0 and "only writes English" not in english.stderr
 
 
 def test_missing_api_key_is_one_line_exit_2():

