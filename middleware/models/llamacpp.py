@@ -27,7 +27,7 @@ from .decoding import Completion, StreamChunk, plain_chat_prompt, plain_messages
 from .registry import EMBEDDED, gguf_path
 from .runtime import Runtime, spinner
 
-__all__ = ["LlamaCppModel", "LlamaCppError", "default_threads"]
+__all__ = ["LlamaCppModel", "LlamaCppError", "default_threads", "default_batch_threads"]
 
 N_CTX = 4096
 # Large enough to force the wanted token under greedy sampling, whatever the logits.
@@ -43,8 +43,15 @@ class LlamaCppError(RuntimeError):
     """llama.cpp refused a request."""
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
-    """``$SELFALIGN_THREADS``, else half the usable cores (at least 1, at most 4).
+    """Decode threads: ``$SELFALIGN_THREADS``, else half the usable cores (at least 1, at most 4).
 
     A 100M-parameter model gains little from more threads, and llama.cpp's threads wait for
     each other at every layer: on busy cores two threads ran 5 tokens/s where one ran 45.
@@ -52,11 +59,20 @@ def default_threads() -> int:
     env = os.environ.get("SELFALIGN_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(cores // 2, 4))
+    return max(1, min(_usable_cores() // 2, 4))
+
+
+def default_batch_threads() -> int:
+    """Prompt-evaluation threads: ``$SELFALIGN_THREADS``, else every usable core (at most 8).
+
+    A prompt is one large matrix product per layer, which splits well: on 2 cores a 300-token
+    prompt took 0.68 s with two threads and 1.20 s with one.  The evaluator's exact mode is
+    almost all prompt evaluation.
+    """
+    env = os.environ.get("SELFALIGN_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, min(_usable_cores(), 8))
 
 
 _GGUF_SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # type -> bytes
@@ -132,7 +148,8 @@ class LlamaCppModel(Runtime):
         # Gemma 3's sliding-window layers otherwise keep too little KV to reuse a shared prefix
         # (measured: 21 of 144 tokens reused with it, none without).
         params.swa_full = True
-        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or default_threads()
+        params.cpuparams.n_threads = threads or default_threads()
+        params.cpuparams_batch.n_threads = threads or default_batch_threads()
         params.verbosity = -1  # llama.cpp logs nothing
         params.warmup = False  # a warm-up decode costs more than it saves for a 100M model
         params.api_keys = [key]  # its loopback HTTP endpoint answers only us

@@ -65,13 +65,14 @@ class Proxy:
         self._warming: asyncio.Future | None = None
 
     async def start(self) -> None:
-        await self.forwarders.start(self.router.upstreams)
         local = [u for u in self.router.upstreams if u.provider == "local"]
         if local:
             # Loading an in-process model takes seconds (a minute the first time): serve meanwhile
-            # (requests wait for the load), and let readiness say 503 until it is done.
+            # (requests wait for the load), and let readiness say 503 until it is done.  Started
+            # before the forwarders so that the load overlaps litellm's import.
             self._warming = asyncio.ensure_future(self._load_local(local))
-        else:
+        await self.forwarders.start(self.router.upstreams)
+        if not local:
             self.ready = True
         # Everything loaded so far (profiles, indexes, FastAPI, numpy) lives as long as the server:
         # exempt it from the cyclic GC, whose full collections would otherwise stall all requests at once.

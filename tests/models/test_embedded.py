@@ -221,3 +221,15 @@ def test_runtimes_agree_on_option_probabilities():
     assert max(deltas) < 0.08 and sum(deltas) / len(deltas) < 0.03, deltas
     # Same side of 1/2: the same answer would be read off both.
     assert [x > 0.5 for x in a] == [y > 0.5 for y in b]
+
+
+@pytest.mark.parametrize("cores, decode, batch", [(1, 1, 1), (2, 1, 2), (16, 4, 8)])
+def test_thread_defaults_split_decode_and_prompt(monkeypatch, cores, decode, batch):
+    # Prompt evaluation splits across cores; decoding one token at a time does not.
+    from middleware.models import llamacpp
+
+    monkeypatch.delenv("SELFALIGN_THREADS", raising=False)
+    monkeypatch.setattr(llamacpp, "_usable_cores", lambda: cores)
+    assert (llamacpp.default_threads(), llamacpp.default_batch_threads()) == (decode, batch)
+    monkeypatch.setenv("SELFALIGN_THREADS", "3")
+    assert (llamacpp.default_threads(), llamacpp.default_batch_threads()) == (3, 3)
