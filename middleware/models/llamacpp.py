@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from .._paths import cache_dir as default_cache_dir
 from .decoding import Completion, StreamChunk, plain_chat_prompt, plain_messages
 from .registry import EMBEDDED, gguf_path
-from .runtime import Runtime, spinner
+from .runtime import Runtime, option_tokens, spinner
 
 __all__ = ["LlamaCppModel", "LlamaCppError", "default_threads", "default_batch_threads"]
 
@@ -314,32 +314,16 @@ class LlamaCppModel(Runtime):
         bias makes the sampled token the one we ask about.  Consecutive requests share the
         prompt, so only the new tokens are evaluated.
         """
-        if len(prompts) != len(options):
-            raise ValueError("prompts and options must have the same length")
         results: list[list[float]] = [[0.0] * len(opts) for opts in options]
         seen: dict[tuple[tuple[int, ...], int], float] = {}
-        for i, (prompt, opts) in enumerate(zip(prompts, options)):
-            p_ids_cache: dict[str, list[int]] = {}
-            for j, opt in enumerate(opts):
-                if not opt:
-                    continue
-                p = prompt
-                if not opt[0].isspace():
-                    stripped = p.rstrip()
-                    opt, p = p[len(stripped):] + opt, stripped
-                p_ids = p_ids_cache.get(p) or p_ids_cache.setdefault(p, self.tokenize(p))
-                joint = self.tokenize(p + opt)
-                k = 0
-                while k < min(len(p_ids), len(joint)) and p_ids[k] == joint[k]:
-                    k += 1
-                k = max(k, 1)  # the first token has no prediction to score
-                total = 0.0
-                for t in range(k, len(joint)):
-                    prefix = tuple(joint[:t])
-                    if (prefix, joint[t]) not in seen:
-                        seen.update(self._forced_logprobs(prefix, joint[t]))
-                    total += seen[(prefix, joint[t])]
-                results[i][j] = total
+        for i, j, joint, k in option_tokens(prompts, options, self.tokenize):
+            total = 0.0
+            for t in range(k, len(joint)):
+                prefix = tuple(joint[:t])
+                if (prefix, joint[t]) not in seen:
+                    seen.update(self._forced_logprobs(prefix, joint[t]))
+                total += seen[(prefix, joint[t])]
+            results[i][j] = total
         return results
 
     def _forced_logprobs(self, prefix: tuple[int, ...], token: int) -> dict[tuple[tuple[int, ...], int], float]:

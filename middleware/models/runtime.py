@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from .decoding import Completion, StreamChunk
 
-__all__ = ["Runtime", "spinner"]
+__all__ = ["Runtime", "option_tokens", "spinner"]
 
 
 class Runtime(ABC):
@@ -73,6 +73,35 @@ class Runtime(ABC):
                     yield chunk.text
         finally:
             chunks.close()
+
+
+def option_tokens(prompts: Sequence[str], options: Sequence[Sequence[str]],
+                  tokenize: Callable[[str], list[int]]) -> Iterator[tuple[int, int, list[int], int]]:
+    """The option-scoring convention both runtimes share: ``(i, j, joint, k)`` per non-empty option
+    ``j`` of prompt ``i``, where ``joint`` tokenises prompt and option together and the option's
+    tokens are ``joint[k:]``.
+
+    Trailing whitespace on the prompt moves onto an option without leading whitespace, so that
+    " Agree" after "...:" and "Agree" after "...: " score the same tokens.  ``k`` is at least 1:
+    the first token has no prediction to score.
+    """
+    if len(prompts) != len(options):
+        raise ValueError("prompts and options must have the same length")
+    for i, (prompt, opts) in enumerate(zip(prompts, options)):
+        prompt_ids: dict[str, list[int]] = {}
+        for j, opt in enumerate(opts):
+            if not opt:
+                continue
+            p = prompt
+            if not opt[0].isspace():
+                stripped = p.rstrip()
+                opt, p = p[len(stripped):] + opt, stripped
+            p_ids = prompt_ids.get(p) or prompt_ids.setdefault(p, tokenize(p))
+            joint = tokenize(p + opt)
+            k = 0
+            while k < min(len(p_ids), len(joint)) and p_ids[k] == joint[k]:
+                k += 1
+            yield i, j, joint, max(k, 1)
 
 
 def spinner(message: str, progress: bool):

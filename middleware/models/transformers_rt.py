@@ -29,7 +29,7 @@ from .._messages import message_text
 from .._paths import cache_dir as default_cache_dir
 from .decoding import Completion, StreamChunk, TextRow as _Row, plain_chat_prompt
 from .registry import BASE_MODEL, EMBEDDED, gguf_path
-from .runtime import Runtime, spinner as _spinner
+from .runtime import Runtime, option_tokens, spinner as _spinner
 
 __all__ = ["TransformersModel", "format_chat"]
 
@@ -343,33 +343,17 @@ class TransformersModel(Runtime):
         """
         import torch
 
-        if len(prompts) != len(options):
-            raise ValueError("prompts and options must have the same length")
         results: list[list[float]] = [[0.0] * len(opts) for opts in options]
         # rows: input ids; needs: (prompt idx, option idx, row key, first pos, option ids)
         rows: dict[tuple[int, ...], int] = {}
         needs: list[tuple[int, int, tuple[int, ...], int, list[int]]] = []
-        for i, (prompt, opts) in enumerate(zip(prompts, options)):
-            p_ids_cache: dict[str, list[int]] = {}
-            for j, opt in enumerate(opts):
-                if not opt:
-                    continue
-                p = prompt
-                if not opt[0].isspace():
-                    stripped = p.rstrip()
-                    opt, p = p[len(stripped):] + opt, stripped
-                p_ids = p_ids_cache.get(p) or p_ids_cache.setdefault(p, self.encode(p))
-                joint = self.encode(p + opt)
-                k = 0
-                while k < min(len(p_ids), len(joint)) and p_ids[k] == joint[k]:
-                    k += 1
-                k = max(k, 1)  # position 0 (BOS) has no prediction to score
-                opt_ids = joint[k:]
-                if not opt_ids:
-                    continue
-                key = tuple(joint[:-1])  # the last option token is predicted, never input
-                rows.setdefault(key, len(rows))
-                needs.append((i, j, key, k, opt_ids))
+        for i, j, joint, k in option_tokens(prompts, options, self.encode):
+            opt_ids = joint[k:]
+            if not opt_ids:
+                continue
+            key = tuple(joint[:-1])  # the last option token is predicted, never input
+            rows.setdefault(key, len(rows))
+            needs.append((i, j, key, k, opt_ids))
         if not needs:
             return results
 
