@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from fake_upstream import FakeUpstream
+from processes import free_port, wait_ready
 from middleware.errors import ConfigError
 from middleware.server import ServerConfig, ServerThread, load_config
 
@@ -139,26 +140,13 @@ def test_config_round_trips_to_workers(tmp_path, upstream, monkeypatch):
 
 
 def test_cli_with_two_workers(upstream):
-    import socket
-    import time
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "SELFALIGN_API_KEY"}
     proc = subprocess.Popen([*CLI, "serve", "--model", "openai/fake", "--api-base", upstream.url, "--country", "usa",
                              "--port", str(port), "--workers", "2", "--log-level", "warning"], env=env,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.2)
+        wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc, 60)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
         for _ in range(4):
             raw = client.chat.completions.with_raw_response.create(model="m", messages=USER)

@@ -21,6 +21,7 @@ import openai
 import pytest
 
 from fake_upstream import Fault
+from processes import free_port, wait_ready
 from middleware.server import ServerConfig, ServerThread
 
 USER = [{"role": "user", "content": "Is it justifiable to avoid paying a fare on public transport?"}]
@@ -364,24 +365,14 @@ def _descendants(pid: int) -> list[int]:
 def test_worker_processes_hold_no_keys(upstream, tmp_path):
     proxy_key, upstream_key = "proxy-key-4b1d9e", "sk-upstream-77c0aa"
     (tmp_path / "c.yaml").write_text(f"upstream_api_key: {upstream_key}\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "SELFALIGN_API_KEY"}
     proc = subprocess.Popen([*CLI, "serve", "--model", "openai/fake", "--api-base", upstream.url, "--country", "usa",
                              "--port", str(port), "--workers", "2", "--log-level", "warning", "--config",
                              str(tmp_path / "c.yaml")], env={**env, "SELFALIGN_API_KEY": proxy_key},
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.3)
+        wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc, 90)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=proxy_key, max_retries=0)
         assert client.chat.completions.create(model="m", messages=USER).choices
         assert upstream.chat_requests[-1].headers["authorization"] == f"Bearer {upstream_key}"
