@@ -50,6 +50,8 @@ def render() -> str:
              "Generated from `--help` by `python tools/gen_cli_docs.py`; do not edit by hand "
              "(`tests/test_cli_docs.py` fails when this page is stale).\n"]
     for path, text in _commands(root, ctx):
+        # Help texts escape "[" for rich's markup (users see rich help); plain help shows the backslash.
+        text = text.replace("\\[", "[")
         lines = "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
         parts.append(f"## `{path}`\n\n```text\n{lines}\n```\n")
     return "\n".join(parts)
