@@ -76,6 +76,11 @@ class Upstream:
         return self.forward == "auto" and self.provider in OPENAI_COMPATIBLE and "/" in self.model
 
     @property
+    def in_process(self) -> bool:
+        """A ``local/`` model called directly, not through litellm (unless ``forward`` is litellm)."""
+        return self.provider == "local" and self.forward != "litellm"
+
+    @property
     def upstream_model(self) -> str:
         """The model name the upstream itself knows (the provider prefix removed)."""
         return self.model.split("/", 1)[1] if "/" in self.model else self.model

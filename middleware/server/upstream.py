@@ -1,4 +1,5 @@
-"""Calling the upstream: a direct relay for OpenAI-compatible servers, litellm for every other provider.
+"""Calling the upstream: a direct relay for OpenAI-compatible servers, litellm for every other provider,
+and in-process ``local/`` models called directly.
 
 Both forwarders raise :class:`ProxyError` for failures before the first byte of
 the answer, so a streaming client still gets a proper status code; once a stream
@@ -188,7 +189,9 @@ def _refused(r: Any, payload: bytes) -> ProxyError:
 
 
 class LiteLLMForwarder:
-    """Any litellm provider (anthropic/, ollama/, local/, ...) via ``litellm.acompletion``."""
+    """Any litellm provider (anthropic/, ollama/, ...) via ``litellm.acompletion``, and in-process
+    ``local/`` models via :func:`middleware.models.inprocess.acompletion`, the same call without litellm
+    (the same model code as litellm's ``local/`` provider)."""
 
     def __init__(self, timeout: float, idle_timeout: float | None = None):
         self._timeout = timeout
@@ -196,8 +199,10 @@ class LiteLLMForwarder:
         self._litellm: Any = None
         self._extra: dict = {}
 
-    async def start(self) -> None:
-        # Importing litellm takes seconds; only servers with a litellm upstream pay for it.
+    async def start(self, litellm: bool = True) -> None:
+        if not litellm:
+            return
+        # Importing litellm takes seconds and about 150 MB; only servers with a litellm upstream pay for it.
         self._litellm = await asyncio.to_thread(_import_litellm)
         try:
             import litellm.responses.mcp.chat_completions_handler  # noqa: F401
@@ -208,6 +213,13 @@ class LiteLLMForwarder:
 
     async def close(self) -> None:
         pass
+
+    def _acompletion(self, up: Upstream) -> Any:
+        if up.in_process:
+            from ..models.inprocess import acompletion
+
+            return acompletion
+        return self._litellm.acompletion
 
     def _kwargs(self, up: Upstream, body: dict) -> dict:
         kw: dict[str, Any] = {"extra_body": {}}
@@ -237,20 +249,20 @@ class LiteLLMForwarder:
         deadline = asyncio.timeout(self._timeout)  # litellm's own timeout is per read
         try:
             async with deadline:
-                response = await self._litellm.acompletion(**self._kwargs(up, body))
+                response = await self._acompletion(up)(**self._kwargs(up, body))
         except asyncio.CancelledError:
             raise
         except Exception as e:
             if deadline.expired():
                 raise _timed_out(f"no complete answer within {self._timeout:g} s (--timeout)") from None
             raise from_exception(e) from None
-        return dumps(response.model_dump(exclude_none=True))
+        return dumps(_plain(response))
 
     async def stream(self, up: Upstream, body: dict) -> AsyncIterator[bytes]:
         deadline = asyncio.timeout(self._timeout)
         try:
             async with deadline:
-                stream = await self._litellm.acompletion(stream=True, **self._kwargs(up, body))
+                stream = await self._acompletion(up)(stream=True, **self._kwargs(up, body))
                 it = stream.__aiter__()
                 # Wait for the first chunk before answering 200, so early failures keep their status.
                 first = await it.__anext__()
@@ -306,7 +318,7 @@ class Forwarders:
             await self.relay.start()
             self._started.add("relay")
         if any(not u.passthrough for u in upstreams):
-            await self.litellm.start()
+            await self.litellm.start(litellm=any(not u.passthrough and not u.in_process for u in upstreams))
             self._started.add("litellm")
 
     async def close(self) -> None:
@@ -325,8 +337,13 @@ def _import_litellm() -> Any:
     return litellm
 
 
+def _plain(obj: Any) -> Any:
+    """litellm answers with pydantic models, in-process models with plain dicts."""
+    return obj if isinstance(obj, dict) else obj.model_dump(exclude_none=True)
+
+
 def _sse(chunk: Any) -> bytes:
-    return b"data: " + dumps(chunk.model_dump(exclude_none=True)) + b"\n\n"
+    return b"data: " + dumps(_plain(chunk)) + b"\n\n"
 
 
 def _try_loads(payload: bytes) -> Any:

@@ -1,10 +1,13 @@
-"""The proxy in front of the embedded offline models (default local/smollm2-135m-instruct; requests here name
-local/gemma-3-270m), through litellm's local provider and the llama.cpp runtime (loads in about a second).
+"""The proxy in front of the embedded offline models (default local/smollm2-135m-instruct) on the llama.cpp
+runtime (loads in about a second): called in-process by default, through litellm's local provider with
+--forward litellm; the same answers either way.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import time
 
 import httpx
@@ -20,9 +23,10 @@ pytestmark = pytest.mark.skipif(
 USER = [{"role": "user", "content": "Is it important to have a job? Answer yes or no."}]
 
 
-@pytest.fixture(scope="module")
-def client():
-    config = ServerConfig(country="usa", port=0, log_level="warning", timeout=300)  # model: the embedded default
+@pytest.fixture(scope="module", params=["auto", "litellm"])
+def client(request):
+    # model: the embedded default
+    config = ServerConfig(country="usa", port=0, log_level="warning", timeout=300, forward=request.param)
     with ServerThread(config) as server:
         ready_url = server.url.removesuffix("/v1") + "/health/readiness"
         deadline = time.monotonic() + 300  # the first load converts the model
@@ -49,3 +53,26 @@ def test_streaming(client):
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     full = client.chat.completions.create(model="gemma-3-270m", messages=USER, max_tokens=4, temperature=0)
     assert streamed == full.choices[0].message.content
+
+
+def test_streaming_n_2_is_a_400(client):
+    with pytest.raises(openai.BadRequestError):
+        list(client.chat.completions.create(model="m", messages=USER, max_tokens=4, n=2, stream=True))
+
+
+def test_serving_the_embedded_model_does_not_import_litellm():
+    # Importing litellm costs seconds of start-up and about 150 MB: a proxy for a local model must not pay it.
+    code = (
+        "import sys, time, httpx\n"
+        "from middleware.server import ServerConfig, ServerThread\n"
+        "with ServerThread(ServerConfig(country='usa', port=0, log_level='warning')) as server:\n"
+        "    ready = server.url.removesuffix('/v1') + '/health/readiness'\n"
+        "    while httpx.get(ready).status_code != 200:\n"
+        "        time.sleep(0.1)\n"
+        "    r = httpx.post(server.url + '/chat/completions', timeout=120, json={'model': 'm', 'max_tokens': 3,\n"
+        "                   'messages': [{'role': 'user', 'content': 'Hi'}]})\n"
+        "    assert r.status_code == 200, r.text\n"
+        "    print('litellm' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,196 @@
+"""OpenAI chat completions from an in-process model, without litellm.
+
+The one implementation of chat on a :class:`~middleware.models.runtime.Runtime`: parameters, the
+chat template, whitespace handling, and streaming from a worker thread.  Two adapters use it: the
+litellm ``local/`` provider (:mod:`middleware.models.provider`, for the chat, the evaluator and
+LiteLLM Proxy) and the proxy's direct path (:func:`acompletion`), which spares ``selfalign serve``
+the seconds and the memory that importing litellm costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import threading
+import time
+from typing import Any, AsyncIterator, Callable, Iterator
+
+from ..errors import InputError
+from .decoding import Completion
+from .loading import get_local_model
+from .runtime import Runtime
+
+__all__ = ["PROVIDER", "acompletion", "astream_in_thread", "complete", "is_local", "stream_deltas"]
+
+PROVIDER = "local"
+_AHEAD = 8
+
+
+def is_local(model: str) -> bool:
+    """Whether ``model`` names an in-process model (``local/NAME``)."""
+    return model.startswith(PROVIDER + "/")
+
+
+def _model_for(model: str) -> Runtime:
+    return get_local_model(model.split("/", 1)[1] if is_local(model) else model)
+
+
+def _sampling(params: dict | None, defaults: tuple[float, float] = (1.0, 1.0)) -> dict:
+    """OpenAI parameters as :meth:`Runtime.generate` keyword arguments; unset temperature and top_p
+    take the model's ``defaults``."""
+    p = dict(params or {})
+    max_tokens = p.get("max_tokens", p.get("max_completion_tokens"))
+    out = {
+        "max_tokens": 128 if max_tokens is None else int(max_tokens),
+        "temperature": defaults[0] if p.get("temperature") is None else float(p["temperature"]),
+        "top_p": defaults[1] if p.get("top_p") is None else float(p["top_p"]),
+        "seed": p.get("seed"),
+        "stop": p.get("stop"),
+    }
+    if isinstance(out["stop"], str):
+        out["stop"] = [out["stop"]]
+    return out
+
+
+def _prepare(model: str, messages: list, params: dict | None) -> tuple[Runtime, str, dict]:
+    lm = _model_for(model)
+    prompt, role_stops = lm.format_chat(messages)
+    kw = _sampling(params, lm.sampling_defaults())
+    kw["stop"] = list(kw["stop"] or []) + role_stops
+    return lm, prompt, kw
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def complete(model: str, messages: list, params: dict | None,
+             should_stop: Callable[[], bool] | None = None) -> list[Completion]:
+    """``n`` answers (``params["n"]``) to ``messages``, text stripped."""
+    n = int((params or {}).get("n") or 1)
+    lm, prompt, kw = _prepare(model, messages, params)
+    outs = lm.generate(prompt, n=n, should_stop=should_stop, **kw)
+    return [dataclasses.replace(c, text=c.text.strip()) for c in outs]
+
+
+def stream_deltas(model: str, messages: list, params: dict | None) -> Iterator[dict]:
+    """Text deltas ``{"text", "finish_reason", "usage"}``; joined, they equal :func:`complete`'s text.
+    The last one has a finish reason and the usage."""
+    if int((params or {}).get("n") or 1) != 1:
+        raise InputError("in-process models stream only n=1", param="n")
+    lm, prompt, kw = _prepare(model, messages, params)
+    # Hold back whitespace until more text follows, so the streamed
+    # content equals the non-streamed (stripped) content.
+    started, pending = False, ""
+    chunks = lm.stream_chunks(prompt, **kw)
+    try:
+        for ch in chunks:
+            text = pending + ch.text
+            if not started:
+                text = text.lstrip()
+                started = bool(text)
+            body = text.rstrip()
+            pending = text[len(body):]
+            done = ch.finish_reason is not None
+            if not body and not done:
+                continue
+            yield {"text": body, "finish_reason": ch.finish_reason,
+                   "usage": usage(ch.prompt_tokens, ch.completion_tokens) if done else None}
+    finally:
+        chunks.close()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+async def astream_in_thread(items: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
+    """Run the generator ``items()`` in a worker thread and yield its items without blocking the loop.
+
+    The worker runs at most a few items ahead of the consumer, so a consumer that stops reading
+    (without closing) also stops decoding; closing or cancelling stops it at the next item.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+    credits = threading.Semaphore(_AHEAD)
+    done = object()
+
+    def put(item: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # event loop already closed
+            stop.set()
+
+    def work() -> None:
+        try:
+            gen = items()
+            try:
+                while True:
+                    while not credits.acquire(timeout=0.05):
+                        if stop.is_set() or loop.is_closed():
+                            return
+                    if stop.is_set():
+                        return
+                    try:
+                        item = next(gen)
+                    except StopIteration:
+                        return
+                    put(item)
+            finally:
+                gen.close()
+        except BaseException as exc:  # re-raised in the consumer
+            put(_Failure(exc))
+        finally:
+            put(done)
+
+    threading.Thread(target=work, name="local-llm-stream", daemon=True).start()
+    try:
+        while True:
+            item = await queue.get()
+            credits.release()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+
+
+async def acompletion(model: str, messages: list, stream: bool = False, **params: Any) -> Any:
+    """``litellm.acompletion`` for ``local/`` models, as plain OpenAI JSON objects: a
+    ``chat.completion`` dict, or (``stream=True``) an async iterator of ``chat.completion.chunk``
+    dicts.  Parameters other than the sampling ones (``max_tokens``, ``temperature``, ``top_p``,
+    ``seed``, ``stop``, ``n``) are ignored, as the litellm provider ignores them."""
+    ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
+    if stream:
+        return _chunks(model, messages, params, ident, created)
+    cancelled = threading.Event()
+    try:
+        outs = await asyncio.to_thread(complete, model, messages, params, cancelled.is_set)
+    finally:
+        cancelled.set()  # if the awaiting task was cancelled, the worker stops at the next token
+    return {"id": ident, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
+                         "finish_reason": c.finish_reason} for i, c in enumerate(outs)],
+            "usage": usage(outs[0].prompt_tokens, sum(c.completion_tokens for c in outs))}
+
+
+async def _chunks(model: str, messages: list, params: dict, ident: str, created: int) -> AsyncIterator[dict]:
+    head = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
+    first = True
+    deltas = astream_in_thread(lambda: stream_deltas(model, messages, params))
+    try:
+        async for d in deltas:
+            delta = {"role": "assistant", "content": d["text"]} if first else {"content": d["text"]}
+            first = False
+            chunk = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": d["finish_reason"]}]}
+            if d["usage"] is not None:
+                chunk["usage"] = d["usage"]
+            yield chunk
+    finally:
+        await deltas.aclose()
