@@ -332,14 +332,18 @@ def preload_model(model: str) -> None:
 
 def litellm_backend(model: str | None = None, max_tokens: int | None = None, temperature: float | None = None,
                     api_base: str | None = None, seed: int | None = None) -> Complete:
-    """A ``complete`` function calling ``model`` through litellm (default: the embedded Gemma).
+    """A ``complete`` function calling ``model`` through litellm (default: the embedded SmolLM2;
+    ``local/`` models are called in-process, without litellm).
 
     Raises :class:`ChatBackendError` naming the environment variable when the
     provider's API key is not set, so a chat never starts only to fail on its first message.
     """
-    from ..models.provider import DEFAULT_MODEL, import_litellm
+    from ..models.provider import DEFAULT_MODEL, import_litellm, is_local
 
     model = model or DEFAULT_MODEL
+    if is_local(model):
+        # The embedded models need no litellm (which takes seconds to import): call them in-process.
+        return _in_process_backend(model, {"max_tokens": max_tokens, "temperature": temperature, "seed": seed})
     litellm = import_litellm()
     # litellm prints banners ("Give Feedback / Get Help") around every error.
     litellm.suppress_debug_info = True
@@ -373,5 +377,30 @@ def litellm_backend(model: str | None = None, max_tokens: int | None = None, tem
             close = getattr(inner, "close", None)
             if callable(close):
                 close()
+
+    return complete
+
+
+def _in_process_backend(model: str, params: dict) -> Complete:
+    from ..models.inprocess import complete as generate, stream_deltas
+
+    params = {k: v for k, v in params.items() if v is not None}
+
+    def complete(messages: list[dict], stream: bool = True) -> Iterator[str]:
+        try:
+            if not stream:
+                yield generate(model, messages, params)[0].text
+                return
+            deltas = stream_deltas(model, messages, params)
+            try:
+                for d in deltas:
+                    if d["text"]:
+                        yield d["text"]
+            finally:
+                deltas.close()  # stops decoding at once when the reader stops early (Ctrl-C)
+        except ChatBackendError:
+            raise
+        except Exception as e:
+            raise ChatBackendError(f"model {model}: {_first_line(e)}") from None
 
     return complete

@@ -313,3 +313,28 @@ def test_missing_api_key_names_the_variable(monkeypatch):
     with pytest.raises(ChatBackendError, match="OPENAI_API_KEY") as e:
         litellm_backend("openai/gpt-4o-mini")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_embedded_model_chats_without_litellm():
+    # litellm takes seconds to import; the chat on an embedded model must not wait for it.
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from middleware.chat.session import ChatSession, litellm_backend\n"
+            "chat = ChatSession(litellm_backend('local/smollm2-135m-instruct', max_tokens=8, temperature=0),\n"
+            "                   country='us', language='en')\n"
+            "streamed = []\n"
+            "turn = chat.ask('Is family important?', on_delta=streamed.append)\n"
+            "assert turn.answer and ''.join(streamed) == turn.answer, (streamed, turn.answer)\n"
+            "print('litellm' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_unknown_embedded_model_is_a_chat_error():
+    complete = litellm_backend("local/no-such-model")
+    with pytest.raises(ChatBackendError, match="no-such-model"):
+        list(complete([{"role": "user", "content": "hi"}]))
