@@ -5,6 +5,7 @@ One run measures, for each configuration (runtime x model):
 * ``selfalign serve`` cold start to readiness with an empty cache (``SELFALIGN_CACHE_DIR`` points at a
   fresh temp dir), then a warm start with that cache; peak RSS of the server process (VmHWM, after
   readiness and one answered request);
+* ``selfalign chat --message`` from launch to exit (a 30-token answer);
 * chat decoding in-process: time to first token and tokens/s of a 60-token greedy answer;
 * exact-mode evaluation: prompts scored per second, and the wall time of a reduced reproduction
   (``--pairs`` x the 4 paper strategies x ``--limit`` probes each), extrapolated to the full 14-pair
@@ -113,6 +114,18 @@ def serve_start(runtime: str, model: str, cache: Path, timeout: float = 900) -> 
             proc.wait()
 
 
+def chat_once(runtime: str, model: str, cache: Path) -> float:
+    """Seconds from launching ``selfalign chat --message`` (a 30-token answer) to its exit."""
+    env = {**os.environ, "SELFALIGN_CACHE_DIR": str(cache), "SELFALIGN_RUNTIME": runtime,
+           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "middleware", "chat", "--country", "us", "--model", f"local/{model}",
+                    "--message", "Is work a duty towards society?", "--max-tokens", "30", "--temperature", "0"],
+                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900)
+    return time.perf_counter() - t0
+
+
 def decode_speed(lm, tokens: int = 60) -> dict:
     """Time to first token and tokens/s of a greedy answer of up to ``tokens`` tokens."""
     prompt, stops = lm.format_chat(STORY)
@@ -196,6 +209,8 @@ def main() -> None:
             f["warm"] = serve_start(runtime, model, warm_cache)
             console.print(f"  warm start {f['warm']['ready_s']:.1f} s, peak {f['warm']['peak_rss_mb']:.0f} MB; "
                           f"answer: {f['warm']['answer'][:60]!r}")
+            f["chat_s"] = chat_once(runtime, model, warm_cache)
+            console.print(f"  chat --message, launch to exit: {f['chat_s']:.1f} s")
         lm = load_model(f"local/{model}?runtime={runtime}", progress=False)
         f["decode"] = decode_speed(lm)
         console.print(f"  decode: first token {f['decode']['ttft_s']:.2f} s, {f['decode']['tok_per_s'] or 0:.1f} tok/s "
@@ -236,6 +251,7 @@ def main() -> None:
     row("serve ready, warm (s)", lambda f: f"{f['warm']['ready_s']:.1f}")
     row("peak RSS, cold (MB)", lambda f: f"{f['cold']['peak_rss_mb']:.0f}")
     row("peak RSS, warm (MB)", lambda f: f"{f['warm']['peak_rss_mb']:.0f}")
+    row("chat --message, 30 tokens, launch to exit (s)", lambda f: f"{f['chat_s']:.1f}")
     row("first token (s)", lambda f: f"{f['decode']['ttft_s']:.2f}")
     row("decode (tokens/s)", lambda f: f"{f['decode']['tok_per_s']:.1f}")
     row("exact-mode prompts/s", lambda f: f"{f['eval']['prompts_per_s']:.2f}")
