@@ -70,12 +70,16 @@ def _hwm_mb(pid: int) -> float | None:
     return None
 
 
+def _env(runtime: str, cache: Path) -> dict:
+    return {**os.environ, "SELFALIGN_CACHE_DIR": str(cache), "SELFALIGN_RUNTIME": runtime,
+            "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
 def serve_start(runtime: str, model: str, cache: Path, timeout: float = 900) -> dict:
     """Start ``selfalign serve`` on ``local/model``; seconds to readiness and peak RSS."""
     port = _free_port()
-    env = {**os.environ, "SELFALIGN_CACHE_DIR": str(cache), "SELFALIGN_RUNTIME": runtime,
-           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env = _env(runtime, cache)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "middleware", "serve", "--country", "us", "--port", str(port),
                              "--model", f"local/{model}"], env=env, stdout=subprocess.DEVNULL,
@@ -116,9 +120,7 @@ def serve_start(runtime: str, model: str, cache: Path, timeout: float = 900) -> 
 
 def chat_once(runtime: str, model: str, cache: Path) -> float:
     """Seconds from launching ``selfalign chat --message`` (a 30-token answer) to its exit."""
-    env = {**os.environ, "SELFALIGN_CACHE_DIR": str(cache), "SELFALIGN_RUNTIME": runtime,
-           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env = _env(runtime, cache)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "middleware", "chat", "--country", "us", "--model", f"local/{model}",
                     "--message", "Is work a duty towards society?", "--max-tokens", "30", "--temperature", "0"],

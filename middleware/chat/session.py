@@ -318,9 +318,9 @@ def _backend_error(litellm: Any, model: str, exc: Exception) -> ChatBackendError
 
 def preload_model(model: str) -> None:
     """Load an embedded/local model now (with its spinner) rather than inside the first answer."""
-    from ..models.provider import PROVIDER
+    from ..models.inprocess import is_local
 
-    if not model.startswith(PROVIDER + "/"):
+    if not is_local(model):
         return
     from ..models.loading import get_local_model
 
@@ -398,8 +398,6 @@ def _in_process_backend(model: str, params: dict) -> Complete:
                         yield d["text"]
             finally:
                 deltas.close()  # stops decoding at once when the reader stops early (Ctrl-C)
-        except ChatBackendError:
-            raise
         except Exception as e:
             raise ChatBackendError(f"model {model}: {_first_line(e)}") from None
 

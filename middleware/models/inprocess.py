@@ -21,7 +21,7 @@ from .decoding import Completion
 from .loading import get_local_model
 from .runtime import Runtime
 
-__all__ = ["PROVIDER", "acompletion", "astream_in_thread", "complete", "is_local", "stream_deltas"]
+__all__ = ["PROVIDER", "acomplete", "acompletion", "astream_in_thread", "complete", "is_local", "stream_deltas"]
 
 PROVIDER = "local"
 _AHEAD = 8
@@ -73,6 +73,15 @@ def complete(model: str, messages: list, params: dict | None,
     lm, prompt, kw = _prepare(model, messages, params)
     outs = lm.generate(prompt, n=n, should_stop=should_stop, **kw)
     return [dataclasses.replace(c, text=c.text.strip()) for c in outs]
+
+
+async def acomplete(model: str, messages: list, params: dict | None) -> list[Completion]:
+    """:func:`complete` in a worker thread; cancelling the awaiting task stops it at the next token."""
+    cancelled = threading.Event()
+    try:
+        return await asyncio.to_thread(complete, model, messages, params, cancelled.is_set)
+    finally:
+        cancelled.set()
 
 
 def stream_deltas(model: str, messages: list, params: dict | None) -> Iterator[dict]:
@@ -169,11 +178,7 @@ async def acompletion(model: str, messages: list, stream: bool = False, **params
     ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
     if stream:
         return _chunks(model, messages, params, ident, created)
-    cancelled = threading.Event()
-    try:
-        outs = await asyncio.to_thread(complete, model, messages, params, cancelled.is_set)
-    finally:
-        cancelled.set()  # if the awaiting task was cancelled, the worker stops at the next token
+    outs = await acomplete(model, messages, params)
     return {"id": ident, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
                          "finish_reason": c.finish_reason} for i, c in enumerate(outs)],

@@ -50,16 +50,18 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _env_threads() -> int | None:
+    env = os.environ.get("SELFALIGN_THREADS", "").strip()
+    return int(env) if env.isdigit() and int(env) > 0 else None
+
+
 def default_threads() -> int:
     """Decode threads: ``$SELFALIGN_THREADS``, else half the usable cores (at least 1, at most 4).
 
     A 100M-parameter model gains little from more threads, and llama.cpp's threads wait for
     each other at every layer: on busy cores two threads ran 5 tokens/s where one ran 45.
     """
-    env = os.environ.get("SELFALIGN_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, min(_usable_cores() // 2, 4))
+    return _env_threads() or max(1, min(_usable_cores() // 2, 4))
 
 
 def default_batch_threads() -> int:
@@ -69,10 +71,7 @@ def default_batch_threads() -> int:
     prompt took 0.68 s with two threads and 1.20 s with one.  The evaluator's exact mode is
     almost all prompt evaluation.
     """
-    env = os.environ.get("SELFALIGN_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, min(_usable_cores(), 8))
+    return _env_threads() or max(1, min(_usable_cores(), 8))
 
 
 _GGUF_SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # type -> bytes

@@ -10,14 +10,13 @@ the provider is registered and litellm never fetches its cost map at import.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
 from typing import Any, AsyncIterator, Iterator
 
 from ..errors import InputError
-from .inprocess import PROVIDER, astream_in_thread, complete, is_local, stream_deltas, usage
+from .inprocess import PROVIDER, acomplete, astream_in_thread, complete, is_local, stream_deltas, usage
 from .registry import BASE_MODEL, CHAT_MODEL
 
 __all__ = ["DEFAULT_MODEL", "EVAL_MODEL", "PROVIDER", "LocalLLM", "import_litellm", "is_local",
@@ -75,9 +74,8 @@ def _make_handler_class(litellm: Any) -> type:
         never blocks; an abandoned async stream stops decoding.
         """
 
-        def _complete(self, model: str, messages: list, model_response: Any,
-                      optional_params: dict | None, should_stop=None) -> Any:
-            outs = complete(model, messages, optional_params, should_stop)
+        @staticmethod
+        def _response(model: str, outs: list, model_response: Any) -> Any:
             if model_response is None:
                 model_response = litellm.ModelResponse()
             model_response.choices = [
@@ -91,7 +89,7 @@ def _make_handler_class(litellm: Any) -> type:
 
         def completion(self, model: str, messages: list, model_response: Any = None,
                        optional_params: dict | None = None, **kwargs: Any) -> Any:
-            return self._complete(model, messages, model_response, optional_params)
+            return self._response(model, complete(model, messages, optional_params), model_response)
 
         @staticmethod
         def _chunks(model: str, messages: list, optional_params: dict | None) -> Iterator[dict]:
@@ -109,13 +107,7 @@ def _make_handler_class(litellm: Any) -> type:
 
         async def acompletion(self, model: str, messages: list, model_response: Any = None,
                               optional_params: dict | None = None, **kwargs: Any) -> Any:
-            cancelled = threading.Event()
-            try:
-                return await asyncio.to_thread(self._complete, model, messages, model_response,
-                                               optional_params, cancelled.is_set)
-            finally:
-                # If the awaiting task was cancelled, stop the worker at the next token.
-                cancelled.set()
+            return self._response(model, await acomplete(model, messages, optional_params), model_response)
 
         def astreaming(self, model: str, messages: list, optional_params: dict | None = None,
                        **kwargs: Any) -> AsyncIterator[dict]:

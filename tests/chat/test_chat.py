@@ -318,8 +318,7 @@ def test_missing_api_key_names_the_variable(monkeypatch):
 @pytest.mark.slow
 def test_embedded_model_chats_without_litellm():
     # litellm takes seconds to import; the chat on an embedded model must not wait for it.
-    import subprocess
-    import sys
+    from processes import python_prints
 
     code = ("import sys\n"
             "from middleware.chat.session import ChatSession, litellm_backend\n"
@@ -329,9 +328,7 @@ def test_embedded_model_chats_without_litellm():
             "turn = chat.ask('Is family important?', on_delta=streamed.append)\n"
             "assert turn.answer and ''.join(streamed) == turn.answer, (streamed, turn.answer)\n"
             "print('litellm' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert python_prints(code) == "False"
 
 
 def test_unknown_embedded_model_is_a_chat_error():
