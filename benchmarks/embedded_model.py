@@ -10,8 +10,10 @@ One run measures, for each configuration (runtime x model):
 * exact-mode evaluation: prompts scored per second, and the wall time of a reduced reproduction
   (``--pairs`` x the 4 paper strategies x ``--limit`` probes each), extrapolated to the full 14-pair
   reproduction by the number of prompts it has;
-* agreement of Gemma's option probabilities between the two runtimes on the reduced reproduction:
-  max and mean |delta p| and the share of identical improved/unchanged/worsened verdicts.
+* agreement of Gemma's option probabilities with the transformers runtime on the reduced
+  reproduction, for llama.cpp on the GGUF as stored and on its de-quantised f16 copy
+  (``?precision=f16``): max and mean |delta p| and the share of identical
+  improved/unchanged/worsened verdicts.
 
     python3 benchmarks/embedded_model.py                # everything (several minutes)
     python3 benchmarks/embedded_model.py --skip-cold-transformers   # reuse the converted Gemma
@@ -46,7 +48,14 @@ from middleware.eval.metrics import verdict  # noqa: E402
 from middleware.eval.runner import PAPER_STRATEGIES, load_pair, resolve_pairs  # noqa: E402
 from middleware.models.loading import load_model  # noqa: E402
 
-CONFIGS = [("transformers", "gemma-3-270m"), ("llamacpp", "gemma-3-270m"), ("llamacpp", "smollm2-135m-instruct")]
+CONFIGS = [("transformers", "gemma-3-270m"), ("llamacpp", "gemma-3-270m"), ("llamacpp", "gemma-3-270m?precision=f16"),
+           ("llamacpp", "smollm2-135m-instruct")]
+BASELINE = "transformers · gemma-3-270m"
+
+
+def model_name(runtime: str, model: str) -> str:
+    """``local/`` name with the runtime option added to the model's own options."""
+    return f"local/{model}{'&' if '?' in model else '?'}runtime={runtime}"
 STORY = [{"role": "user", "content": "Write a long story about a cat who learns to sail across the sea."}]
 
 
@@ -82,7 +91,7 @@ def serve_start(runtime: str, model: str, cache: Path, timeout: float = 900) -> 
     env = _env(runtime, cache)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "middleware", "serve", "--country", "us", "--port", str(port),
-                             "--model", f"local/{model}"], env=env, stdout=subprocess.DEVNULL,
+                             "--model", model_name(runtime, model)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -99,7 +108,7 @@ def serve_start(runtime: str, model: str, cache: Path, timeout: float = 900) -> 
                 raise RuntimeError("serve did not become ready")
             time.sleep(0.05)
         ready = time.perf_counter() - t0
-        body = json.dumps({"model": f"local/{model}", "max_tokens": 16, "temperature": 0,
+        body = json.dumps({"model": model_name(runtime, model), "max_tokens": 16, "temperature": 0,
                            "messages": [{"role": "user", "content": "Is work a duty?"}]}).encode()
         req = urllib.request.Request(base + "/v1/chat/completions", data=body,
                                      headers={"Content-Type": "application/json"})
@@ -122,7 +131,7 @@ def chat_once(runtime: str, model: str, cache: Path) -> float:
     """Seconds from launching ``selfalign chat --message`` (a 30-token answer) to its exit."""
     env = _env(runtime, cache)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "middleware", "chat", "--country", "us", "--model", f"local/{model}",
+    subprocess.run([sys.executable, "-m", "middleware", "chat", "--country", "us", "--model", model_name(runtime, model),
                     "--message", "Is work a duty towards society?", "--max-tokens", "30", "--temperature", "0"],
                    env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900)
     return time.perf_counter() - t0
@@ -144,8 +153,8 @@ def decode_speed(lm, tokens: int = 60) -> dict:
             "tok_per_s": (used - 1) / (last - first) if first and last > first and used > 1 else None}
 
 
-def reproduction(runtime: str, pairs: list[tuple[str, str]], limit: int) -> tuple[object, float]:
-    cfg = EvalConfig(model=f"local/gemma-3-270m?runtime={runtime}", pairs=pairs, strategies=list(PAPER_STRATEGIES),
+def reproduction(model: str, pairs: list[tuple[str, str]], limit: int) -> tuple[object, float]:
+    cfg = EvalConfig(model=model, pairs=pairs, strategies=list(PAPER_STRATEGIES),
                      mode="exact", limit=limit, use_cache=False, n_boot=0)
     backend = LocalBackend(cfg.model, progress=False)
     backend.model  # loaded outside the timed region
@@ -190,7 +199,7 @@ def main() -> None:
                     help="Skip the transformers cold start (a GGUF conversion of a minute or more).")
     ap.add_argument("--json", type=Path, help="Also write the figures as JSON here.")
     args = ap.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)
     pairs = resolve_pairs(pairs=args.pairs)[0]
     figures: dict = {"load_before": _load(), "cores": len(os.sched_getaffinity(0)), "configs": {}}
 
@@ -213,7 +222,7 @@ def main() -> None:
                           f"answer: {f['warm']['answer'][:60]!r}")
             f["chat_s"] = chat_once(runtime, model, warm_cache)
             console.print(f"  chat --message, launch to exit: {f['chat_s']:.1f} s")
-        lm = load_model(f"local/{model}?runtime={runtime}", progress=False)
+        lm = load_model(model_name(runtime, model), progress=False)
         f["decode"] = decode_speed(lm)
         console.print(f"  decode: first token {f['decode']['ttft_s']:.2f} s, {f['decode']['tok_per_s'] or 0:.1f} tok/s "
                       f"({f['decode']['tokens']} tokens)")
@@ -221,17 +230,21 @@ def main() -> None:
 
     runs = {}
     prompts_full = full_prompts()
-    for runtime in ("transformers", "llamacpp"):
-        run, seconds = reproduction(runtime, pairs, args.limit)
-        runs[runtime] = run
-        label = f"{runtime} · gemma-3-270m"
+    for runtime, model in CONFIGS:
+        if not model.startswith("gemma-3-270m"):
+            continue  # the evaluator scores with the base model
+        label = f"{runtime} · {model}"
+        run, seconds = reproduction(model_name(runtime, model), pairs, args.limit)
+        runs[label] = run
         figures["configs"][label]["eval"] = {
             "prompts": run.requests, "seconds": seconds, "prompts_per_s": run.requests / seconds,
             "full_prompts": prompts_full, "full_estimate_s": seconds / run.requests * prompts_full}
-        console.print(f"  eval {runtime}: {run.requests} prompts in {seconds:.1f} s "
+        console.print(f"  eval {label}: {run.requests} prompts in {seconds:.1f} s "
                       f"({run.requests / seconds:.2f}/s; full reproduction ≈ {seconds / run.requests * prompts_full / 60:.0f} min)")
-    tol = runs["llamacpp"].config.effective_tolerance()
-    figures["agreement"] = agreement(runs["transformers"], runs["llamacpp"], tol)
+    tol = runs[BASELINE].config.effective_tolerance()
+    for label, run in runs.items():
+        if label != BASELINE:
+            figures["configs"][label]["agreement"] = agreement(runs[BASELINE], run, tol)
     figures["load_after"] = _load()
 
     table = Table(title=f"embedded models, {figures['cores']} cores; load average {figures['load_before']} "
@@ -257,18 +270,17 @@ def main() -> None:
     row("first token (s)", lambda f: f"{f['decode']['ttft_s']:.2f}")
     row("decode (tokens/s)", lambda f: f"{f['decode']['tok_per_s']:.1f}")
     row("exact-mode prompts/s", lambda f: f"{f['eval']['prompts_per_s']:.2f}")
-    row(f"reduced reproduction (s)", lambda f: f"{f['eval']['seconds']:.0f}")
-    row(f"full reproduction, est. (min)", lambda f: f"{f['eval']['full_estimate_s'] / 60:.0f}")
+    row("reduced reproduction (s)", lambda f: f"{f['eval']['seconds']:.0f}")
+    row("full reproduction, est. (min)", lambda f: f"{f['eval']['full_estimate_s'] / 60:.0f}")
+    base = figures["configs"][BASELINE]["eval"]
+    row("exact-mode speed-up vs transformers", lambda f: f"{base['seconds'] / f['eval']['seconds']:.2f}x")
+    row("max |Δp| vs transformers", lambda f: f"{f['agreement']['max_abs_dp']:.4f}")
+    row("mean |Δp| vs transformers", lambda f: f"{f['agreement']['mean_abs_dp']:.4f}")
+    row(f"identical verdicts (tolerance {tol})",
+        lambda f: f"{f['agreement']['same_verdicts']}/{f['agreement']['verdicts']} = {100 * f['agreement']['share']:.1f}%")
     console.print(table)
-    ev = {k: figures["configs"][f"{k} · gemma-3-270m"]["eval"] for k in ("transformers", "llamacpp")}
-    console.print(f"exact-mode speed-up llama.cpp vs transformers: "
-                  f"{ev['transformers']['seconds'] / ev['llamacpp']['seconds']:.1f}x "
-                  f"({ev['llamacpp']['prompts']} prompts: {args.pairs} x 4 strategies x {args.limit} probes + zero-shot; "
-                  f"full reproduction {prompts_full} prompts)")
-    a = figures["agreement"]
-    console.print(f"agreement on {a['prompts']} prompts: max |Δp| {a['max_abs_dp']:.4f}, mean |Δp| "
-                  f"{a['mean_abs_dp']:.4f}; identical verdicts {a['same_verdicts']}/{a['verdicts']} = "
-                  f"{100 * a['share']:.1f}% (tolerance {tol})")
+    console.print(f"reduced reproduction: {base['prompts']} prompts ({args.pairs} x 4 strategies x {args.limit} probes "
+                  f"+ zero-shot); full reproduction {prompts_full} prompts; agreement on the same prompts")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
 

@@ -113,12 +113,14 @@ class LocalBackend(Backend):
     def settings(self, mode: str, samples: int) -> dict:
         from ..models.registry import parse_model
 
-        # The runtime is part of the key: llama.cpp and torch scores agree closely, not exactly.
-        runtime = parse_model(self.name).runtime
+        # The runtime (and a de-quantised copy) is part of the key: llama.cpp and torch scores
+        # agree closely, not exactly.  No precision key unless set, so existing caches stay valid.
+        spec = parse_model(self.name)
+        extra = {"precision": spec.precision} if spec.precision else {}
         if mode == "exact":
-            return {"scoring": "option-logprobs", "runtime": runtime}
+            return {"scoring": "option-logprobs", "runtime": spec.runtime, **extra}
         return {"n": samples, "temperature": "model-default", "stop": ["\n"], "max_tokens": self.max_tokens or "auto",
-                "sample_seed": self.sample_seed, "runtime": runtime}
+                "sample_seed": self.sample_seed, "runtime": spec.runtime, **extra}
 
     def _max_tokens(self, prompt: EvalPrompt) -> int:
         if self.max_tokens:

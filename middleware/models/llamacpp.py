@@ -132,11 +132,17 @@ class LlamaCppModel(Runtime):
 
     @classmethod
     def load(cls, name: str, cache_dir: str | os.PathLike | None = None, progress: bool = True,
-             n_ctx: int = N_CTX, threads: int | None = None) -> "LlamaCppModel":
-        """Load an embedded model by name (see :mod:`~middleware.models.registry`) or a ``.gguf`` file."""
+             n_ctx: int = N_CTX, threads: int | None = None, precision: str | None = None) -> "LlamaCppModel":
+        """Load an embedded model by name (see :mod:`~middleware.models.registry`) or a ``.gguf`` file;
+        ``precision`` (``f16``/``f32``) loads a de-quantised copy (:mod:`~middleware.models.dequantize`)."""
         import xllamacpp as xlc
 
-        path = gguf_path(name, Path(cache_dir or default_cache_dir()))
+        cache = Path(cache_dir or default_cache_dir())
+        path = gguf_path(name, cache)
+        if precision:
+            from .dequantize import dequantized_gguf
+
+            path = dequantized_gguf(path, precision, cache, progress)
         entry = EMBEDDED.get(name)
         chat_template = entry.instruct if entry else _has_chat_template(path)
         key = secrets.token_hex(16)

@@ -16,12 +16,12 @@ _models_lock = threading.Lock()
 
 
 def load_model(model: str, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Runtime:
-    """Load ``local/NAME[?runtime=R]`` (or ``NAME``) with its runtime; no process-wide sharing."""
+    """Load ``local/NAME[?runtime=R&precision=P]`` (or ``NAME``) with its runtime; no process-wide sharing."""
     spec = parse_model(model)
     if spec.runtime == "llamacpp":
         from .llamacpp import LlamaCppModel
 
-        return LlamaCppModel.load(spec.name, cache_dir=cache_dir, progress=progress)
+        return LlamaCppModel.load(spec.name, cache_dir=cache_dir, progress=progress, precision=spec.precision)
     from .transformers_rt import TransformersModel
 
     return TransformersModel.load(spec.name, cache_dir=cache_dir, progress=progress)

@@ -4,7 +4,8 @@ A model name after ``local/`` is one of the embedded names below, a ``.gguf``
 file, or a Hugging Face model directory.  ``?runtime=llamacpp`` or
 ``?runtime=transformers`` after the name (or ``$SELFALIGN_RUNTIME``) picks the
 runtime; the default is llama.cpp for GGUF models and transformers for
-directories.
+directories.  ``?precision=f16|f32`` runs llama.cpp on a de-quantised copy of the
+GGUF (:mod:`~middleware.models.dequantize`); options combine with ``&``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class ModelSpec:
     """Embedded name or path, without ``local/`` and options."""
     runtime: str
     """``llamacpp`` or ``transformers``."""
+    precision: str | None = None
+    """``f16``/``f32``: llama.cpp runs a de-quantised copy; None: the weights as stored."""
 
     @property
     def embedded(self) -> EmbeddedModel | None:
@@ -101,30 +104,41 @@ class ModelSpec:
 
     @property
     def key(self) -> str:
-        return f"{self.name}?runtime={self.runtime}"
+        return f"{self.name}?runtime={self.runtime}" + (f"&precision={self.precision}" if self.precision else "")
 
 
 def parse_model(model: str) -> ModelSpec:
-    """``local/NAME[?runtime=R]`` or ``NAME[?runtime=R]`` -> :class:`ModelSpec`."""
+    """``local/NAME[?runtime=R][&precision=P]`` or the same without ``local/`` -> :class:`ModelSpec`."""
     if model.startswith("local/"):
         model = model[len("local/"):]
     name, _, query = model.partition("?")
     name = name or CHAT_MODEL
     runtime = os.environ.get("SELFALIGN_RUNTIME", "").strip().lower() or None
+    precision = None
     for part in filter(None, query.split("&")):
         key, _, value = part.partition("=")
-        if key != "runtime":
-            raise UnknownModelError(f"unknown option {key!r} in local/{model}: only ?runtime=llamacpp|transformers")
-        runtime = value.lower()
+        if key == "runtime":
+            runtime = value.lower()
+        elif key == "precision":
+            precision = value.lower()
+        else:
+            raise UnknownModelError(f"unknown option {key!r} in local/{model}: use ?runtime=llamacpp|transformers "
+                                    f"and/or precision=f16|f32")
     if runtime in (None, "", "auto"):
         is_dir = name not in EMBEDDED and Path(name).expanduser().is_dir()
         runtime = "transformers" if is_dir or not _have_llamacpp() else "llamacpp"
     if runtime not in RUNTIMES:
         raise UnknownModelError(f"unknown runtime {runtime!r}: use llamacpp or transformers")
+    if precision is not None:
+        if precision not in ("f16", "f32"):
+            raise UnknownModelError(f"unknown precision {precision!r} in local/{model}: use f16 or f32")
+        if runtime != "llamacpp":
+            raise UnknownModelError(f"precision={precision} is for the llama.cpp runtime; the transformers "
+                                    f"runtime always computes in float32 (drop ?precision or use runtime=llamacpp)")
     if name not in EMBEDDED and not Path(name).expanduser().exists():
         raise UnknownModelError(f"local/{name}: not an embedded model ({', '.join(EMBEDDED)}), "
                                 f"a .gguf file or a local model directory")
-    return ModelSpec(name, runtime)
+    return ModelSpec(name, runtime, precision)
 
 
 def is_embedded(model: str) -> bool:

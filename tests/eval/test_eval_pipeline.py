@@ -351,3 +351,15 @@ def test_hosted_vllm_over_http_with_a_rate_limit(tmp_path):
         not_important = r.options.index("not important") if "not important" in r.options else None
         if not_important is not None:
             assert r.counts[not_important] == 3
+
+
+def test_local_cache_settings_name_the_runtime_and_precision(monkeypatch):
+    from middleware.eval.backends import LocalBackend
+
+    monkeypatch.delenv("SELFALIGN_RUNTIME", raising=False)
+    plain = LocalBackend("local/gemma-3-270m?runtime=llamacpp").settings("exact", 1)
+    # Unchanged for the stored weights, so caches written before ?precision existed stay valid.
+    assert plain == {"scoring": "option-logprobs", "runtime": "llamacpp"}
+    f16 = LocalBackend("local/gemma-3-270m?runtime=llamacpp&precision=f16")
+    assert f16.settings("exact", 1) == {**plain, "precision": "f16"}
+    assert f16.settings("sample", 4)["precision"] == "f16"
