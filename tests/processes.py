@@ -1,7 +1,9 @@
-"""Servers the tests start as processes: a free loopback port, waiting for readiness, stopping."""
+"""Processes the tests start: servers (a free loopback port, waiting for readiness, stopping),
+the CLI in a pseudo-terminal, a fresh interpreter."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -46,3 +48,17 @@ def python_prints(code: str, timeout: float = 300) -> str:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()[-1]
+
+
+def spawn_cli(args: list[str], cwd, env: dict, timeout: float, dimensions: tuple[int, int]):
+    """``python -m middleware ARGS`` in a pseudo-terminal (pexpect), with Ctrl-C working.
+
+    A process started in the background by a non-interactive shell (``cmd &``, as CI runners
+    may do) ignores SIGINT, and its children inherit that: Ctrl-C sent to the CLI would then do
+    nothing.  The child gets the default SIGINT action back, as it has in a user's terminal.
+    """
+    import pexpect
+
+    return pexpect.spawn(sys.executable, ["-m", "middleware", *args], cwd=str(cwd), env=env, encoding="utf-8",
+                         timeout=timeout, dimensions=dimensions,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

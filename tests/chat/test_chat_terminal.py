@@ -16,6 +16,8 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
+from processes import spawn_cli  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "\x1b[1;36myou\x1b[0m> "
 ASSISTANT = "assistant\x1b[0m> "
@@ -48,9 +50,7 @@ def run(args, stdin=None, **kw):
 
 
 def spawn(args):
-    child = pexpect.spawn(sys.executable, ["-m", "middleware", *args], cwd=str(ROOT), env=env(),
-                          encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 120))
-    return child
+    return spawn_cli(args, ROOT, env(), TIMEOUT, (50, 120))
 
 
 def read_answer(child):

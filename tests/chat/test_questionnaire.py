@@ -12,6 +12,7 @@ from middleware.retrieval.aligner import SelfAligner
 from middleware.cli.questionnaire import Questionnaire
 from middleware.data.probes import load_probes
 from middleware.data.user_profile import load_user_profile, save_user_profile
+from processes import spawn_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBES = load_probes("en")
@@ -140,9 +141,8 @@ def test_continuing_needs_the_same_language(tmp_path):
 
 
 def spawn(args):
-    pexpect = pytest.importorskip("pexpect")
-    return pexpect.spawn(sys.executable, ["-m", "middleware", "profiles", "questionnaire", *args], cwd=str(ROOT),
-                         env=env(), encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 120))
+    pytest.importorskip("pexpect")
+    return spawn_cli(["profiles", "questionnaire", *args], ROOT, env(), TIMEOUT, (40, 120))
 
 
 def test_single_key_presses_in_a_terminal(tmp_path):
