@@ -56,6 +56,8 @@ BASELINE = "transformers · gemma-3-270m"
 def model_name(runtime: str, model: str) -> str:
     """``local/`` name with the runtime option added to the model's own options."""
     return f"local/{model}{'&' if '?' in model else '?'}runtime={runtime}"
+
+
 STORY = [{"role": "user", "content": "Write a long story about a cat who learns to sail across the sea."}]
 
 

@@ -21,10 +21,9 @@ import sys
 from pathlib import Path
 
 from .._files import atomic_target
+from .registry import PRECISIONS
 
-__all__ = ["PRECISIONS", "dequantized_gguf"]
-
-PRECISIONS = ("f16", "f32")
+__all__ = ["dequantized_gguf"]
 
 
 def _target(source: Path, precision: str, cache: Path) -> Path:
@@ -52,17 +51,17 @@ def dequantized_gguf(source: Path, precision: str, cache: Path, progress: bool =
     if all(t.tensor_type in keep for t in reader.tensors):
         return source
 
-    out_type, out_dtype = (Q.F32, "float32") if precision == "f32" else (Q.F16, "float16")
-    file_type = gguf.LlamaFileType.ALL_F32 if precision == "f32" else gguf.LlamaFileType.MOSTLY_F16
     with atomic_target(target) as tmp:
-        _write(reader, str(tmp), keep, out_type, out_dtype, file_type, progress)
+        _write(reader, str(tmp), precision, keep, progress)
     return target
 
 
-def _write(reader, path: str, keep: set, out_type, out_dtype: str, file_type, progress: bool) -> None:
+def _write(reader, path: str, precision: str, keep: set, progress: bool) -> None:
     import gguf
-    import numpy as np
 
+    Q = gguf.GGMLQuantizationType
+    out_type, out_dtype = (Q.F32, "float32") if precision == "f32" else (Q.F16, "float16")
+    file_type = gguf.LlamaFileType.ALL_F32 if precision == "f32" else gguf.LlamaFileType.MOSTLY_F16
     arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
     writer = gguf.GGUFWriter(path, arch)
     for field in reader.fields.values():
@@ -80,20 +79,18 @@ def _write(reader, path: str, keep: set, out_type, out_dtype: str, file_type, pr
     plan = []
     for t in reader.tensors:
         if t.tensor_type in keep:
-            plan.append((t, None))
+            plan.append(t.data)
             writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
         else:
-            shape = tuple(int(n) for n in reversed(t.shape))  # GGUF lists dimensions innermost first
-            nbytes = int(np.prod(shape)) * np.dtype(out_dtype).itemsize
-            plan.append((t, shape))
-            writer.add_tensor_info(t.name, shape, np.dtype(out_dtype), nbytes, out_type)
+            data = _Dequantized(t, out_dtype)
+            plan.append(data)
+            writer.add_tensor_info(t.name, data.shape, data.dtype, data.nbytes, out_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     with _bar(progress, f"De-quantising {Path(reader.data.filename).name} to {out_dtype} (once)",
               sum(t.n_bytes for t in reader.tensors)) as advance:
-        for t, shape in plan:
-            data = t.data if shape is None else _Dequantized(t, shape, out_dtype)
+        for t, data in zip(reader.tensors, plan):
             writer.write_tensor_data(data, tensor_endianess=reader.endianess)
             advance(t.n_bytes)
     writer.close()
@@ -108,11 +105,13 @@ class _Dequantized:
 
     _ROWS = 8192
 
-    def __init__(self, tensor, shape: tuple[int, ...], dtype: str):
+    def __init__(self, tensor, dtype: str):
         import numpy as np
 
-        self._tensor, self._dtype = tensor, dtype
-        self.nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        self._tensor = tensor
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(n) for n in reversed(tensor.shape))  # GGUF lists dimensions innermost first
+        self.nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
 
     def tofile(self, f) -> None:
         import gguf
@@ -121,7 +120,7 @@ class _Dequantized:
         rows = self._ROWS if data.ndim > 1 else len(data)  # a 1-D tensor's blocks must stay whole
         for start in range(0, max(1, len(data)), rows):
             part = gguf.quants.dequantize(data[start:start + rows], self._tensor.tensor_type)
-            part.astype(self._dtype).tofile(f)
+            part.astype(self.dtype).tofile(f)
 
 
 @contextlib.contextmanager

