@@ -28,7 +28,7 @@ __all__ = ["RESPONDENT_SHARES_FILE", "WEIGHTINGS", "DEFAULT_WEIGHTING", "Respond
 
 RESPONDENT_SHARES_FILE = "wvs7-shares-12/shares.json"
 WEIGHTINGS = ("unweighted", "weighted")
-# Unweighted: the weighted and unweighted majorities differ only on near-ties (margins under 0.04), and
+# Unweighted: the weighted and unweighted majorities differ only on six near-ties (margins <= 0.05), and
 # unweighted shares are the convention of every other share file, so no earlier majority changes.
 DEFAULT_WEIGHTING = "unweighted"
 
