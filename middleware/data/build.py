@@ -1,6 +1,6 @@
 """Build country answers from survey figures.
 
-Four sources, each turned into per-probe :class:`CountryAnswer` objects:
+The sources, each turned into per-probe :class:`CountryAnswer` objects:
 
 - ``wvs``: the WVS Wave 7 respondent file (weighted shares, any country in it);
 - ``wvs7-shares``: published answer shares per country and question (CultureSPA, 19 countries, Q1-Q259);
@@ -9,8 +9,8 @@ Four sources, each turned into per-probe :class:`CountryAnswer` objects:
   ask, and no weaker source answers those (:func:`drop_not_asked`);
 - ``wvs7-shares-46``: published answer shares in the same schema (SimLLMCultureDist, 45 countries,
   Q1-Q198 less the knowledge, economic and postmaterialist blocks); where both files hold a
-  question they agree to 1e-4 after renormalising (:func:`compare_shares`) and ``wvs7-shares`` wins
-  (see ``SOURCE_PRIORITY``);
+  question they agree to 1e-4 after renormalising (:func:`compare_shares`); ``wvs7-shares`` and
+  ``wvs7-shares-12`` win (see ``SOURCE_PRIORITY``);
 - ``goqa``: GlobalOpinionQA rows, matched to WVS ids by question text (rapidfuzz), kept
   only when the match is confident and the answer scale has the WVS number of codes;
 - ``wvs7-means``: country means of the "justifiable" items; a mean only says which
