@@ -79,14 +79,13 @@ def build(
     from ..data.answers import answers_dir
     from ..data.build import build_sources, merge
     from ..data.probes import load_probes
-    from ..data.respondent_shares import WEIGHTINGS
+    from ..data.respondent_shares import check_weighting
     from . import fail
 
     for label, path in (("--wvs", wvs), ("--data-dir", data_dir)):
         if path is not None and not path.exists():
             raise fail(f"{label} {path}: no such file or folder")
-    if weighting not in WEIGHTINGS:
-        raise fail(f"--weighting {weighting!r}: use one of {', '.join(WEIGHTINGS)}")
+    check_weighting(weighting)  # before any data is read (the folder may lack wvs7-shares-12/)
     probes = load_probes("en")
     sources = build_sources(probes, data_dir=data_dir, wvs_csv=wvs, weighting=weighting)
     result = merge(*sources.values())

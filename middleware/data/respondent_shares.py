@@ -23,7 +23,8 @@ from .countries import resolve_country
 from ..errors import InputError
 from .probes import Probe
 
-__all__ = ["RESPONDENT_SHARES_FILE", "WEIGHTINGS", "DEFAULT_WEIGHTING", "RespondentShares", "source_name",
+__all__ = ["RESPONDENT_SHARES_FILE", "WEIGHTINGS", "DEFAULT_WEIGHTING", "RespondentShares", "check_weighting",
+           "source_name",
            "read_respondent_shares", "from_respondent_shares", "off_scale", "weighting_report"]
 
 RESPONDENT_SHARES_FILE = "wvs7-shares-12/shares.json"
@@ -33,6 +34,12 @@ WEIGHTINGS = ("unweighted", "weighted")
 DEFAULT_WEIGHTING = "unweighted"
 
 Answers = dict[str, dict[str, CountryAnswer]]
+
+
+def check_weighting(weighting: str) -> str:
+    if weighting not in WEIGHTINGS:
+        raise InputError(f"weighting {weighting!r}: use one of {', '.join(WEIGHTINGS)}", param="weighting")
+    return weighting
 
 
 def source_name(weighting: str = DEFAULT_WEIGHTING) -> str:
@@ -56,8 +63,7 @@ class RespondentShares:
 
 
 def read_respondent_shares(path: Path, weighting: str = DEFAULT_WEIGHTING) -> RespondentShares:
-    if weighting not in WEIGHTINGS:
-        raise InputError(f"weighting {weighting!r} is not one of {', '.join(WEIGHTINGS)}", param="weighting")
+    check_weighting(weighting)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         raw, n_valid = data[weighting], data["n_valid"]

@@ -187,5 +187,15 @@ def test_weighting_flag_builds_the_other_weighting(shared_data, tmp_path):
 
 def test_weighting_flag_rejects_other_values(tmp_path):
     p = _cli("--data-dir", str(tmp_path), "--weighting", "W_WEIGHT", "--out", str(tmp_path))
-    assert p.returncode != 0 and "--weighting 'W_WEIGHT'" in p.stderr and "unweighted, weighted" in p.stderr
+    assert p.returncode != 0 and "weighting 'W_WEIGHT'" in p.stderr and "unweighted, weighted" in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_a_data_copy_without_the_file_still_builds(shared_data, tmp_path):
+    for name in ("wvs7-shares", "wvs7-shares-46", "wvs7-ethics-means", "goqa-sample", "wvs7-meta"):
+        (tmp_path / name).symlink_to(shared_data / name)
+    parts = build_sources(PROBES, data_dir=tmp_path)
+    assert "wvs7-shares-12" not in parts
+    built = merge(*parts.values())
+    assert set(built["GRC"].counts_by_source()) == {"goqa", "wvs7-means"}  # as before the file
+    assert built["ROU"].answers["Q28"].source == "wvs7-shares-46"
