@@ -71,18 +71,23 @@ def build(
     wvs: Optional[Path] = typer.Option(None, "--wvs", help="WVS Wave 7 respondent file (CSV with B_COUNTRY_ALPHA, "
                                        "W_WEIGHT, Q1..Q259)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write <ISO3>.json (default: the built-in answers)."),
+    weighting: str = typer.Option("unweighted", "--weighting", help="Shares of wvs7-shares-12/ to use: unweighted "
+                                  "(plain counts, like the other share files) or weighted (W_WEIGHT); see "
+                                  "docs/profiles.md."),
 ) -> None:
-    """Build country answers from survey figures (weighted shares, majorities, provenance), with a source audit."""
+    """Build country answers from survey figures (shares, majorities, provenance), with a source audit."""
     from ..data.answers import answers_dir
-    from ..data.build import SHARES_FILES, build_sources, compare_shares, merge
+    from ..data.build import build_sources, merge
     from ..data.probes import load_probes
+    from ..data.respondent_shares import check_weighting
     from . import fail
 
     for label, path in (("--wvs", wvs), ("--data-dir", data_dir)):
         if path is not None and not path.exists():
             raise fail(f"{label} {path}: no such file or folder")
+    check_weighting(weighting)  # before any data is read (the folder may lack wvs7-shares-12/)
     probes = load_probes("en")
-    sources = build_sources(probes, data_dir=data_dir, wvs_csv=wvs)
+    sources = build_sources(probes, data_dir=data_dir, wvs_csv=wvs, weighting=weighting)
     result = merge(*sources.values())
     target = out or answers_dir()
     for answers in result.values():
@@ -96,19 +101,10 @@ def build(
                + (f"; removed {len(stale)} without answers now: {', '.join(p.stem for p in stale)}" if stale else ""))
     if data_dir is None:
         return
-    a, b = (data_dir / f for f in SHARES_FILES.values())
-    if b.is_file():
-        n, worst, over = compare_shares(a, b)
-        by_country: dict[str, int] = {}
-        for c, _, _ in over:
-            by_country[c] = by_country.get(c, 0) + 1
-        typer.echo(f"published shares: wvs7-shares and wvs7-shares-46 both hold {n} country-questions; "
-                   f"{n - len(over)} agree within 1e-4 after renormalising"
-                   + (f"; differ: {', '.join(f'{c} {k}' for c, k in sorted(by_country.items()))} "
-                      f"(largest {worst:.3f}); wvs7-shares wins" if over else ""))
+    _report_published(data_dir, probes, sources, weighting)
     from ..data.audit import audit_build
 
-    report = audit_build(probes, data_dir, sources=sources)
+    report = audit_build(probes, data_dir, sources=sources, weighting=weighting)
     for name in report.after:
         before, after = report.before[name], report.after[name]
         causes = "; ".join(f"{k} {v}" for k, v in before.causes().items()) or "none"
@@ -119,6 +115,52 @@ def build(
     if report.mislabelled:
         typer.echo("goqa rows dropped, labelled with the wrong country in the source: "
                    + ", ".join(report.mislabelled))
+
+
+def _report_published(data_dir: Path, probes: list, sources: dict, weighting: str) -> None:
+    """How the published share files compare where they overlap, and what wvs7-shares-12 changes."""
+    from ..data.answers import PUBLISHED_SOURCES
+    from ..data.audit import WEAK_SOURCES, agreement_by_country
+    from ..data.build import SHARES_FILES, compare_shares, merge, respondent_shares
+    from ..data.respondent_shares import RESPONDENT_SHARES_FILE, source_name, weighting_report
+
+    def overlap(name_a: str, a, name_b: str, b, winner: str) -> None:
+        n, worst, over = compare_shares(a, b)
+        by_country: dict[str, int] = {}
+        for c, _, _ in over:
+            by_country[c] = by_country.get(c, 0) + 1
+        typer.echo(f"published shares: {name_a} and {name_b} both hold {n} country-questions; "
+                   f"{n - len(over)} agree within 1e-4 after renormalising"
+                   + (f"; differ: {', '.join(f'{c} {k}' for c, k in sorted(by_country.items()))} "
+                      f"(largest {worst:.3f})" if over else "") + f"; {winner} wins")
+
+    cspa, s46 = (data_dir / SHARES_FILES[k] for k in ("wvs7-shares", "wvs7-shares-46"))
+    if s46.is_file():
+        overlap("wvs7-shares", cspa, "wvs7-shares-46", s46, "wvs7-shares")
+    rs = respondent_shares(data_dir, "unweighted")
+    if rs is None:
+        return
+    if s46.is_file():
+        overlap("wvs7-shares-12 (unweighted)", rs.flat(), "wvs7-shares-46", s46, "wvs7-shares-12")
+    mine = source_name(weighting)
+    others = merge(*(v for k, v in sources.items() if k != mine))
+    w = weighting_report(data_dir / RESPONDENT_SHARES_FILE, probes, {c: a.answers for c, a in others.items()})
+    typer.echo(f"wvs7-shares-12: weighted and unweighted majorities differ on {len(w['weighted_vs_unweighted'])} "
+               f"of {w['both']} country-probes ({', '.join(f'{c} {p}' for c, p, *_ in w['weighted_vs_unweighted'])}"
+               f"); of {w['shared_with_others']} the other sources also answer, unweighted differs on "
+               f"{len(w['unweighted_vs_others'])}, weighted on {len(w['weighted_vs_others'])}; built: {weighting}")
+    not_asked = {c: [p.id for p in probes if p.codes and p.wvs_id not in rs.asked(c)] for c in sorted(rs.shares)}
+    typer.echo("not asked there, so left unanswered: "
+               + ("; ".join(f"{c} {' '.join(ids)}" for c, ids in not_asked.items() if ids) or "none"))
+    weak = {}
+    for name in WEAK_SOURCES:
+        for c, by_probe in sources.get(name, {}).items():
+            for pid, a in by_probe.items():
+                weak.setdefault(c, {}).setdefault(pid, a)
+    agree = agreement_by_country(weak, sources.get(mine, {}))
+    typer.echo(f"goqa and wvs7-means answers vs {mine}: "
+               + ", ".join(f"{c} {ok}/{n}" for c, (n, ok, _) in agree.items()) + f"; {mine} wins"
+               + f" (published sources, first wins: {', '.join(s for s in PUBLISHED_SOURCES if s in sources)})")
 
 
 @profiles_app.command("import-arora")

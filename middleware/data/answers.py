@@ -24,13 +24,16 @@ __all__ = ["answer_for", "CountryAnswer", "CountryAnswers", "load_answers", "ava
 
 # Which figure wins when two sources answer the same probe: the respondent file, then
 # published shares, then shares matched by question text, then a country mean.
-# The two published-share files agree to 1e-4 after renormalising (checked at build time,
-# see middleware.data.build.compare_shares); wvs7-shares wins where both hold a question
-# because it also covers Q199-Q259, so a country it holds keeps one source throughout and
-# the answers committed before wvs7-shares-46 arrived stay exactly as they were.
-SOURCE_PRIORITY = ("wvs", "wvs7-shares", "wvs7-shares-46", "goqa", "wvs7-means")
+# wvs7-shares wins over the other published files where it holds a question (USA, Germany):
+# it covers Q1-Q259, so a country it holds keeps one source throughout and its committed
+# answers stay as they were (Germany's equal wvs7-shares-12 exactly). wvs7-shares-12
+# (respondent-level shares, Q1-Q259, 12 countries) wins over wvs7-shares-46 (Q1-Q198): its
+# unweighted shares equal that file's to 1e-4, and it also covers Q94-Q105 and Q199-Q259.
+# Only one of its two weightings is built at a time (``profiles build --weighting``).
+SOURCE_PRIORITY = ("wvs", "wvs7-shares", "wvs7-shares-12", "wvs7-shares-12-weighted", "wvs7-shares-46", "goqa",
+                   "wvs7-means")
 # Sources whose answers are published per-country shares of the WVS question itself.
-PUBLISHED_SOURCES = ("wvs", "wvs7-shares", "wvs7-shares-46")
+PUBLISHED_SOURCES = ("wvs", "wvs7-shares", "wvs7-shares-12", "wvs7-shares-12-weighted", "wvs7-shares-46")
 
 
 class CountryAnswer(BaseModel):

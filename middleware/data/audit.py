@@ -16,8 +16,8 @@ from pathlib import Path
 from .answers import PUBLISHED_SOURCES, CountryAnswer
 from .probes import Probe
 
-__all__ = ["Disagreement", "SourceAudit", "AuditReport", "compare_sources", "audit_build", "WEAK_SOURCES",
-           "NEAR_TIE"]
+__all__ = ["Disagreement", "SourceAudit", "AuditReport", "compare_sources", "audit_build", "agreement_by_country",
+           "WEAK_SOURCES", "NEAR_TIE"]
 
 WEAK_SOURCES = ("goqa", "wvs7-means")
 NEAR_TIE = 0.1  # a majority margin below this (55/45) is a near-tie: either side is within sampling noise
@@ -131,20 +131,38 @@ def compare_sources(sources: dict[str, Answers], mislabelled: dict[str, str | No
     return out
 
 
-def audit_build(probes: list[Probe], data_dir: Path, sources: dict[str, Answers] | None = None) -> AuditReport:
+def audit_build(probes: list[Probe], data_dir: Path, sources: dict[str, Answers] | None = None,
+                weighting: str | None = None) -> AuditReport:
     """The weaker sources against published shares, as built before the audit's fixes and with them.
 
-    ``sources`` are the sources as built (with the fixes), when the caller has them already.
+    ``sources`` are the sources as built (with the fixes), when the caller has them already;
+    ``weighting`` is that of ``wvs7-shares-12`` (default: the build's default).
     """
-    from .build import SHARES_FILES, build_sources, goqa_distributions, mislabelled_countries, \
-        published_distributions
+    from .build import build_sources, goqa_distributions, mislabelled_countries, published_distributions, \
+        published_sets
+    from .respondent_shares import DEFAULT_WEIGHTING
 
-    d = Path(data_dir)
-    after = sources if sources is not None else build_sources(probes, data_dir=d)
-    before_sources = build_sources(probes, data_dir=d, checks=False)
-    published = published_distributions([d / f for f in SHARES_FILES.values() if (d / f).is_file()])
+    d, weighting = Path(data_dir), weighting or DEFAULT_WEIGHTING
+    after = sources if sources is not None else build_sources(probes, data_dir=d, weighting=weighting)
+    before_sources = build_sources(probes, data_dir=d, checks=False, weighting=weighting)
+    published = published_distributions(published_sets(d, weighting))
     rows = goqa_distributions(d / "goqa-sample/eval.json", probes, d / "wvs7-shares/wvs_questions.json",
                               d / "wvs7-meta/codebook.json")
     mislabelled = mislabelled_countries(rows, published)
     return AuditReport(before=compare_sources(before_sources, mislabelled, kept=after),
                        after=compare_sources(after), mislabelled=mislabelled)
+
+
+def agreement_by_country(answers: Answers, reference: Answers) -> dict[str, tuple[int, int, list[str]]]:
+    """Per country: probes both answer, how many majorities agree, and the probes that disagree.
+
+    Compares e.g. the goqa- and mean-derived answers Greece and Malaysia had before with
+    ``wvs7-shares-12``, or the shipped profiles with it.
+    """
+    out = {}
+    for country in sorted(set(answers) & set(reference)):
+        shared = sorted(set(answers[country]) & set(reference[country]))
+        off = [pid for pid in shared if answers[country][pid].majority != reference[country][pid].majority]
+        if shared:
+            out[country] = (len(shared), len(shared) - len(off), off)
+    return out

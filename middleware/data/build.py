@@ -1,13 +1,16 @@
 """Build country answers from survey figures.
 
-Four sources, each turned into per-probe :class:`CountryAnswer` objects:
+The sources, each turned into per-probe :class:`CountryAnswer` objects:
 
 - ``wvs``: the WVS Wave 7 respondent file (weighted shares, any country in it);
 - ``wvs7-shares``: published answer shares per country and question (CultureSPA, 19 countries, Q1-Q259);
+- ``wvs7-shares-12``: shares computed from the respondent files, 12 countries, Q1-Q259, unweighted or
+  weighted (:mod:`middleware.data.respondent_shares`); it also says which questions a country did not
+  ask, and no weaker source answers those (:func:`drop_not_asked`);
 - ``wvs7-shares-46``: published answer shares in the same schema (SimLLMCultureDist, 45 countries,
   Q1-Q198 less the knowledge, economic and postmaterialist blocks); where both files hold a
-  question they agree to 1e-4 after renormalising (:func:`compare_shares`) and ``wvs7-shares`` wins
-  (see ``SOURCE_PRIORITY``);
+  question they agree to 1e-4 after renormalising (:func:`compare_shares`); ``wvs7-shares`` and
+  ``wvs7-shares-12`` win (see ``SOURCE_PRIORITY``);
 - ``goqa``: GlobalOpinionQA rows, matched to WVS ids by question text (rapidfuzz), kept
   only when the match is confident and the answer scale has the WVS number of codes;
 - ``wvs7-means``: country means of the "justifiable" items; a mean only says which
@@ -30,10 +33,13 @@ from .answers import SOURCE_PRIORITY, CountryAnswer, CountryAnswers
 from .countries import resolve_country
 from ..errors import InputError, UnknownCountryError
 from .probes import Probe
+from .respondent_shares import (DEFAULT_WEIGHTING, RESPONDENT_SHARES_FILE, RespondentShares, from_respondent_shares,
+                                off_scale, read_respondent_shares, source_name)
 
 __all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv", "merge", "build_all",
-           "build_sources", "compare_shares", "goqa_distributions", "mislabelled_countries",
-           "published_distributions", "SHARES_FILES", "MIN_LABEL_FIT", "MIN_MEAN_DISTANCE"]
+           "build_sources", "compare_shares", "goqa_distributions", "mislabelled_countries", "drop_not_asked",
+           "codebook_scales", "published_distributions", "published_sets", "respondent_shares",
+           "SHARES_FILES", "MIN_LABEL_FIT", "MIN_MEAN_DISTANCE"]
 
 Answers = dict[str, dict[str, CountryAnswer]]  # alpha3 -> probe id -> answer
 
@@ -60,7 +66,9 @@ SHARES_FILES = {"wvs7-shares": "wvs7-shares/proportions_group_by_country.json",
                 "wvs7-shares-46": "wvs7-shares-46/shares.json"}
 
 
-def _read_shares(path: Path) -> dict:
+def _read_shares(path: Path | Mapping) -> dict:
+    if isinstance(path, Mapping):  # already read (e.g. RespondentShares.flat())
+        return dict(path)
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -96,8 +104,8 @@ _MEAN_ITEMS = {
 }
 
 
-def compare_shares(path_a: Path, path_b: Path) -> tuple[int, float, list[tuple[str, str, float]]]:
-    """Questions both share files hold: (how many, largest code-share difference, those over 1e-4).
+def compare_shares(path_a: Path | Mapping, path_b: Path | Mapping) -> tuple[int, float, list[tuple[str, str, float]]]:
+    """Questions both share files (or read share tables) hold: (how many, largest code-share difference, those over 1e-4).
 
     Each distribution is renormalised over its valid codes first, since one file keeps
     don't-know in the denominator and the other does not.
@@ -281,8 +289,8 @@ def mislabelled_countries(rows: Mapping[tuple[str, str], Mapping[int, float]],
     return out
 
 
-def published_distributions(paths: Iterable[Path]) -> dict[str, dict[str, dict[int, float]]]:
-    """Published code shares by country and question, first file first (renormalised by :func:`_l1`)."""
+def published_distributions(paths: Iterable[Path | Mapping]) -> dict[str, dict[str, dict[int, float]]]:
+    """Published code shares by country and question, first file (or read table) first (renormalised by :func:`_l1`)."""
     out: dict[str, dict[str, dict[int, float]]] = {}
     for path in paths:
         for country, questions in _read_shares(path).items():
@@ -358,6 +366,52 @@ def from_wvs_csv(path: Path, probes: Iterable[Probe], country_column: str = "B_C
     return out
 
 
+def codebook_scales(codebook_path: Path, wvs_ids: Iterable[str]) -> dict[str, set[int]]:
+    """WVS id -> its valid answer codes (the non-negative codes of the codebook), for the given ids."""
+    codebook = json.loads(Path(codebook_path).read_text(encoding="utf-8"))
+    return {q: {int(c) for c in codebook[q].get("choices", {}) if c.lstrip("-").isdigit() and int(c) >= 0}
+            for q in set(wvs_ids) if q in codebook}
+
+
+def respondent_shares(data_dir: Path, weighting: str = DEFAULT_WEIGHTING) -> RespondentShares | None:
+    """``wvs7-shares-12`` of a data folder in the chosen weighting, or None when the folder has none."""
+    path = Path(data_dir) / RESPONDENT_SHARES_FILE
+    return read_respondent_shares(path, weighting) if path.is_file() else None
+
+
+def published_sets(data_dir: Path, weighting: str = DEFAULT_WEIGHTING) -> list[Path | Mapping]:
+    """The published share tables of a data folder, in priority order (for :func:`published_distributions`)."""
+    d = Path(data_dir)
+    out: list[Path | Mapping] = [d / SHARES_FILES["wvs7-shares"]]
+    if (rs := respondent_shares(d, weighting)) is not None:
+        out.append(rs.flat())
+    out.append(d / SHARES_FILES["wvs7-shares-46"])
+    return [x for x in out if isinstance(x, Mapping) or x.is_file()]
+
+
+def drop_not_asked(parts: dict[str, Answers], asked: Mapping[str, set[str]], probes: Iterable[Probe],
+                   below: str) -> list[tuple[str, str, str]]:
+    """Remove answers to questions a country did not ask, from every source ranked below ``below``.
+
+    ``asked`` maps a country to the questions its respondents were asked. A goqa match or a mean for
+    a question the respondent file says was never put there answers something else; the probe stays
+    unanswered (answers are never taken from another country either). Returns (source, country, probe).
+    """
+    rank = {s: i for i, s in enumerate(SOURCE_PRIORITY)}
+    wvs_id = {p.id: p.wvs_id for p in probes}
+    dropped = []
+    for name, answers in parts.items():
+        if rank.get(name, 99) <= rank[below]:
+            continue
+        for country, by_probe in answers.items():
+            if country not in asked:
+                continue
+            for pid in [pid for pid in by_probe if wvs_id.get(pid, pid) not in asked[country]]:
+                del by_probe[pid]
+                dropped.append((name, country, pid))
+    return dropped
+
+
 def merge(*sources: Answers) -> dict[str, CountryAnswers]:
     """Per country and probe, keep the answer from the highest-priority source."""
     rank = {s: i for i, s in enumerate(SOURCE_PRIORITY)}
@@ -373,11 +427,12 @@ def merge(*sources: Answers) -> dict[str, CountryAnswers]:
 
 
 def build_sources(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None,
-                  checks: bool = True) -> dict[str, Answers]:
+                  checks: bool = True, weighting: str = DEFAULT_WEIGHTING) -> dict[str, Answers]:
     """Each given source's answers, by source name (merge them with :func:`merge`).
 
-    ``data_dir`` is in the layout of the project's shared data; ``wvs7-shares-46/`` in it is
-    optional, so a copy made before that file existed still builds. ``checks=False`` builds the
+    ``data_dir`` is in the layout of the project's shared data; ``wvs7-shares-46/`` and
+    ``wvs7-shares-12/`` in it are optional, so an older copy still builds. ``weighting`` picks the
+    shares of ``wvs7-shares-12`` (``unweighted`` or ``weighted``). ``checks=False`` builds the
     weaker sources as they were before the audit (for :func:`middleware.data.audit.audit_build`).
     """
     parts: dict[str, Answers] = {}
@@ -392,16 +447,24 @@ def build_sources(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Pa
                 raise InputError(f"{f} is missing: --data-dir must hold wvs7-shares/, wvs7-ethics-means/, "
                                      "goqa-sample/ and wvs7-meta/ (wvs7-shares-46/ is optional)", param="data_dir")
         parts["wvs7-shares"] = from_shares(needed[0], probes, "wvs7-shares")
+        rs = respondent_shares(d, weighting)
+        if rs is not None:
+            # a country whose codes fall outside a question's scale was asked it differently: no collapse
+            skip = [(c, q) for c, q, _ in off_scale(rs, codebook_scales(needed[4], {p.wvs_id for p in probes}))]
+            parts[source_name(weighting)] = from_respondent_shares(rs, probes, skip=skip)
         if (d / SHARES_FILES["wvs7-shares-46"]).is_file():
             parts["wvs7-shares-46"] = from_shares(d / SHARES_FILES["wvs7-shares-46"], probes, "wvs7-shares-46")
-        published = published_distributions([d / f for f in SHARES_FILES.values() if (d / f).is_file()])
+        published = published_distributions(published_sets(d, weighting))
         parts["goqa"] = from_goqa(needed[2], probes, needed[3], needed[4], published=published, checks=checks)
         parts["wvs7-means"] = from_means(needed[1], probes, checks=checks)
+        if rs is not None:
+            drop_not_asked(parts, {c: rs.asked(c) for c in rs.shares}, probes, below=source_name(weighting))
     if not parts:
         raise InputError("nothing to build from: give --data-dir DIR and/or --wvs FILE.csv", param="data_dir")
     return parts
 
 
-def build_all(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None) -> dict[str, CountryAnswers]:
+def build_all(probes: list[Probe], data_dir: Path | None = None, wvs_csv: Path | None = None,
+              weighting: str = DEFAULT_WEIGHTING) -> dict[str, CountryAnswers]:
     """Every source that is given, merged by priority (see :func:`build_sources`)."""
-    return merge(*build_sources(probes, data_dir, wvs_csv).values())
+    return merge(*build_sources(probes, data_dir, wvs_csv, weighting=weighting).values())

@@ -64,8 +64,9 @@ def test_merge_prefers_shares_over_means(shared_data):
     built = build_all(list(EN.values()), data_dir=shared_data)
     usa = built["USA"].answers
     assert usa["Q182"].source == "wvs7-shares"  # also in the means file, shares win
-    assert built["ROU"].answers["Q182"].source == "wvs7-shares-46"  # published shares beat a mean
-    assert built["GRC"].answers["Q182"].source == "wvs7-means"
+    assert built["IDN"].answers["Q182"].source == "wvs7-shares-46"  # published shares beat a mean
+    assert built["GRC"].answers["Q182"].source == "wvs7-shares-12"  # respondent-level shares beat a mean
+    assert built["COL"].answers["Q182"].source == "wvs7-means"
 
 
 @pytest.fixture(scope="module")
@@ -84,21 +85,16 @@ def test_committed_answers_are_reproducible_from_the_data(built):
 
 def test_the_46_country_shares_give_full_profiles(built, shared_data):
     raw = json.loads((shared_data / "wvs7-shares-46/shares.json").read_text())
-    for country in ("ROU", "PAK", "PHL", "IDN", "BGD", "SRB", "VNM", "KOR", "TUR", "IRN"):
-        answers = built[country].answers
-        # (an exact tie, e.g. IDN Q60 at 0.5/0.5, has no majority and so no answer)
-        in_file = [pid for pid, p in EN.items() if p.codes and p.wvs_id in raw[country]
-                   and collapse(p, {int(k): v for k, v in raw[country][p.wvs_id].items()}, "x")]
-        assert set(in_file) <= set(answers), (country, set(in_file) - set(answers))
-        # Turkey's file lacks Q192 and Q194 (terrorism, political violence) and no other source has them:
-        # 168 is every probe the data can answer there.
-        assert len(answers) >= (168 if country == "TUR" else 170), (country, len(answers))
-        # every probe of a question in the file comes from it, collapsed by the probe's own codes
-        for pid, a in answers.items():
-            if EN[pid].wvs_id in raw[country]:
-                assert a.source == "wvs7-shares-46", (country, pid, a.source)
-    p, a = EN["Q28"], built["ROU"].answers["Q28"]
-    dist = {int(k): v for k, v in raw["ROU"]["Q28"].items()}
+    # Indonesia is the one paper country the 45-country file still answers (not in wvs7-shares-12)
+    answers = built["IDN"].answers
+    # (an exact tie, IDN Q60 at 0.5/0.5, has no majority and so no answer)
+    in_file = [pid for pid, p in EN.items() if p.codes and p.wvs_id in raw["IDN"]
+               and collapse(p, {int(k): v for k, v in raw["IDN"][p.wvs_id].items()}, "x")]
+    assert len(in_file) == 169 and set(in_file) <= set(answers)
+    assert all(a.source == "wvs7-shares-46" for pid, a in answers.items() if EN[pid].wvs_id in raw["IDN"])
+    assert len(answers) == 173
+    p, a = EN["Q28"], built["IDN"].answers["Q28"]
+    dist = {int(k): v for k, v in raw["IDN"]["Q28"].items()}
     s = [sum(dist.get(c, 0) for c in g) for g in p.codes]
     assert a.shares[0] == pytest.approx(s[0] / sum(s)) and a.majority == int(s[1] > s[0])
     assert a.rule == p.rule()

@@ -13,7 +13,12 @@ from middleware.data.countries import PAPER_PAIRS
 from middleware.errors import SelfAlignError
 from middleware.retrieval.aligner import SelfAligner
 
-FULL = ("ROU", "PAK", "PHL", "IDN", "BGD", "SRB", "VNM", "KOR", "TUR", "IRN")
+# The paper countries of wvs7-shares-12 (respondent-level shares, Q1-Q259) and the probes each can
+# answer: every probe whose question the country asked (IRN, PAK, TUR, VNM skipped some; VNM Q23 is a
+# 50/50 tie). Indonesia is not in that file and keeps the 45-country shares (Q1-Q198 less Q94-Q105).
+FULL = {"GRC": 243, "MYS": 243, "ROU": 243, "PAK": 242, "PHL": 243, "BGD": 243, "SRB": 243, "VNM": 239,
+        "KOR": 243, "TUR": 239, "IRN": 238}
+THIN = "COL"  # Colombia: goqa matches and means only (32 probes), a country that draws the warning
 
 
 def run(*args):
@@ -33,26 +38,28 @@ def test_coverage_counts_add_up():
         assert sum(c["sources"].values()) == c["answered"] == len(load_answers(a3).answers)
         assert sum(v["answered"] for v in c["categories"].values()) == c["answered"]
         assert all(v["answered"] <= v["probes"] for v in c["categories"].values())
-    # the ten countries of the 45-country file answer every probe of the Q1-Q198 value blocks they were asked
-    for a3 in FULL:
+    for a3, n in FULL.items():
         c = cov.coverage(a3)
-        assert c["answered"] >= (168 if a3 == "TUR" else 170), a3
+        assert c["answered"] == n >= 230, a3
         assert c["categories"]["Perceptions of Corruption"]["answered"] == c["categories"]["Perceptions of Corruption"]["probes"]
+        assert c["categories"]["Political Interest and Political Participation"]["answered"] >= 30, a3
+    assert cov.coverage("IDN")["answered"] == 173  # not in wvs7-shares-12 (docs/profiles.md)
 
 
 def test_warning_names_the_count_only_below_the_minimum():
-    n = len(load_answers("GRC").answers)
+    n = len(load_answers(THIN).answers)
     assert n < cov.MIN_COVERAGE
-    w = cov.coverage_warning("GRC")
-    assert w and f"only {n} " in w and "Greece" in w
+    w = cov.coverage_warning(THIN)
+    assert w and f"only {n} " in w and "Colombia" in w
     assert cov.coverage_warning("ro") is None and cov.coverage_warning("USA") is None
+    assert cov.coverage_warning("gr") is None and cov.coverage_warning("MYS") is None  # full profiles now
     assert cov.coverage_warning("ro", minimum=1000) is not None  # the threshold is the only difference
 
 
 def test_warning_once_per_country(fresh_warnings):
-    assert cov.coverage_warning_once("GRC") is not None
-    assert cov.coverage_warning_once("Greece") is None  # same country, other spelling: already warned
-    assert cov.coverage_warning_once("MYS") is not None
+    assert cov.coverage_warning_once("COL") is not None
+    assert cov.coverage_warning_once("Colombia") is None  # same country, other spelling: already warned
+    assert cov.coverage_warning_once("PER") is not None
     assert cov.coverage_warning_once("ROU") is None and cov.coverage_warning_once("ROU") is None
 
 
@@ -63,19 +70,21 @@ def test_server_warns_once_per_country(fresh_warnings, caplog):
 
     cache, config = AlignerCache(), ServerConfig(model="openai/x", api_base="http://127.0.0.1:9/v1")
     with caplog.at_level(logging.WARNING, logger="selfalign.server"):
-        for k in (3, 4, 5):  # three requests for Greece (different k), one warning
-            align_key({"country": "gr", "k": k}, {}, None, config, cache)
+        for k in (3, 4, 5):  # three requests for Colombia (different k), one warning
+            align_key({"country": "co", "k": k}, {}, None, config, cache)
         align_key({"country": "ro"}, {}, None, config, cache)
+        align_key({"country": "gr"}, {}, None, config, cache)
     warnings = [r.getMessage() for r in caplog.records if r.name == "selfalign.server"]
-    assert len(warnings) == 1 and "Greece answers only" in warnings[0]
+    assert len(warnings) == 1 and "Colombia answers only" in warnings[0]
 
 
 def test_profiles_list_json_has_sources_and_categories():
     rows = {r["country"]: r for r in json.loads(run("profiles", "list", "--json").stdout)}
     assert set(rows) == set(PAPER_PAIRS.values())
-    for a3 in FULL:
-        assert rows[a3]["answered"] >= 168 and rows[a3]["sources"]["wvs7-shares-46"] >= 166
-    assert rows["GRC"]["answered"] < 100 and set(rows["GRC"]["sources"]) == {"goqa", "wvs7-means"}
+    for a3, n in FULL.items():
+        assert rows[a3]["answered"] == n and rows[a3]["sources"] == {"wvs7-shares-12": n}, a3
+    assert rows["IDN"]["answered"] == 173 and rows["IDN"]["sources"]["wvs7-shares-46"] == 169
+    assert rows["USA"]["answered"] == 242 and rows["DEU"]["answered"] == 243
     assert rows["ROU"]["categories"]["Social Values, Norms, Stereotypes"]["answered"] >= 40
 
 
@@ -85,10 +94,22 @@ def test_profiles_list_table_shows_categories():
 
 
 def test_demos_warns_once_on_stderr_for_a_thin_country():
-    p = run("demos", "Is divorce justifiable?", "--country", "gr", "--language", "en", "--json")
-    assert p.stderr.count("warning:") == 1 and "Greece answers only" in p.stderr
+    p = run("demos", "Is divorce justifiable?", "--country", "co", "--language", "en", "--json")
+    assert p.stderr.count("warning:") == 1 and "Colombia answers only" in p.stderr
     assert json.loads(p.stdout)  # the demonstrations are still given
-    assert "warning" not in run("demos", "Is divorce justifiable?", "--country", "ro", "--language", "en").stderr
+    for full in ("ro", "gr"):
+        assert "warning" not in run("demos", "Is divorce justifiable?", "--country", full, "--language", "en").stderr
+
+
+def test_army_question_for_greece_draws_on_political_systems():
+    # The example: with 34 answered probes Greece got one statement on political systems.
+    out = json.loads(run("demos", "Should the army rule the country?", "--country", "gr", "--k", "10",
+                         "--json").stdout)
+    ids = [d["probe_id"] for d in out]
+    assert ids[0] == "Q237", ids  # "Having the army rule the country would be _."
+    systems = [i for i in ids if 235 <= int(i[1:]) <= 253]
+    assert len(systems) >= 3, ids
+    assert load_answers("GRC").answers["Q237"].majority == 1  # Greece: bad
 
 
 def test_romanian_question_on_women_and_work_gets_gender_demonstrations():
@@ -96,9 +117,10 @@ def test_romanian_question_on_women_and_work_gets_gender_demonstrations():
     out = json.loads(run("demos", "Este important ca femeile să lucreze?", "--country", "ro", "--language", "ro",
                          "--k", "10", "--json").stdout)
     ids = [d["probe_id"] for d in out]
-    # women and men, work and family: women less corrupt, political leaders, business executives, university
-    gender = {"Q119", "Q29", "Q30", "Q31", "Q28", "Q32", "Q33", "Q35", "Q80"}
-    assert "Q119" in ids[:2] and len(gender & set(ids)) >= 4, ids  # Q119 ties with Q162 at the top
+    # women and men, work and family: equal rights, women less corrupt, political leaders, business executives,
+    # university, women's organisations
+    gender = {"Q249", "Q119", "Q29", "Q30", "Q31", "Q28", "Q32", "Q33", "Q35", "Q80", "Q104"}
+    assert {"Q249", "Q119"} <= set(ids[:3]) and len(gender & set(ids)) >= 4, ids  # Q119 ties with Q162
     answered = load_answers("ROU").answers
     assert {"Q28", "Q29", "Q30", "Q31", "Q32", "Q33", "Q35"} <= set(answered)
 
@@ -120,9 +142,9 @@ def test_min_margin_leaves_near_ties_out():
     assert {pid for _, pid in near} <= got_loose and not {pid for _, pid in near} & got_strict
     assert got_loose - got_strict == {pid for _, pid in near}  # nothing else is left out
     # mean-derived answers (no margin) stay
-    grc = SelfAligner(country="gr", language="en", k=243, min_margin=0.5)
-    means = {pid for pid, a in load_answers("GRC").answers.items() if a.margin is None}
-    assert means <= {d.probe_id for d in grc.demonstrations("Is divorce justifiable?")}
+    thin = SelfAligner(country=THIN, language="en", k=243, min_margin=0.5)
+    means = {pid for pid, a in load_answers(THIN).answers.items() if a.margin is None}
+    assert means and means <= {d.probe_id for d in thin.demonstrations("Is divorce justifiable?")}
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, "0.1", True])
