@@ -5,7 +5,8 @@ statements most similar to the user's message by chrF++ are completed with the c
 country's majority answer and prepended to the system message.
 """
 
-from .retrieval.aligner import Demonstration, SelfAligner, align
+from .retrieval.aligner import Demonstration, SelfAligner
+from .retrieval.cache import align
 from .retrieval.chrf import ChrfIndex, chrf_pp
 from .data.countries import PAPER_PAIRS, resolve_country, resolve_language
 from .errors import (InputError, ModelError, NoAnswersError, ProfileError, SelfAlignError, UnknownCountryError,

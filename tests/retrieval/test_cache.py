@@ -8,6 +8,7 @@ import threading
 import pytest
 
 import middleware.data.profile as profile_module
+import middleware.retrieval.chrf as chrf_module
 from middleware.errors import ProfileError, UnknownCountryError
 from middleware.options import AlignOptions
 from middleware.retrieval.cache import LRU, AlignerCache
@@ -18,18 +19,18 @@ from middleware.retrieval.strategies import STRATEGIES
 def counted(monkeypatch):
     """Fresh profile and index caches, and a count of chrF++ indexes built."""
     built = []
-    real = profile_module.ChrfIndex
+    real = chrf_module.ChrfIndex
 
     def counting(keys):
         built.append(len(keys))
         return real(keys)
 
-    monkeypatch.setattr(profile_module, "ChrfIndex", counting)
+    monkeypatch.setattr(chrf_module, "ChrfIndex", counting)
     profile_module.builtin_profile.cache_clear()
-    profile_module._index.cache_clear()
+    chrf_module._index.cache_clear()
     yield built
     profile_module.builtin_profile.cache_clear()
-    profile_module._index.cache_clear()
+    chrf_module._index.cache_clear()
 
 
 def test_varied_k_and_strategy_build_the_profile_and_index_once(counted):
