@@ -17,7 +17,7 @@ from .data.profile import Statement, ValueProfile
 from .retrieval.strategies import register_strategy
 from .data.user_profile import load_user_profile
 
-__version__ = "0.1.0"  # the only place the version is written (pyproject reads it)
+from ._version import __version__
 
 __all__ = [
     "SelfAligner", "align", "Demonstration", "chrf_pp", "ChrfIndex", "Probe", "load_probes", "ValueProfile",

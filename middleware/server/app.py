@@ -342,7 +342,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         finally:
             await proxy.close()
 
-    from .. import __version__
+    from .._version import __version__
 
     app = FastAPI(title="selfalign proxy", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible chat proxy that prepends a country's World Values Survey "
