@@ -28,14 +28,12 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from ..data.profile import ValueProfile
 
-__all__ = ["chrf_pp", "ChrfIndex", "shared_index", "profile_scores", "SIGNATURE"]
+__all__ = ["chrf_pp", "ChrfIndex", "shared_index", "profile_scores"]
 
 CHAR_ORDER = 6
 WORD_ORDER = 2
 N_ORDERS = CHAR_ORDER + WORD_ORDER
 BETA = 2
-SIGNATURE = f"chrF{BETA}++c{CHAR_ORDER}w{WORD_ORDER}"
-"""The metric's parameters in short, for the reproducibility signature (:mod:`middleware.signature`)."""
 # Share of statements from which an n-gram column is stored dense (see ChrfIndex.__init__).
 _DENSE_SHARE = 0.25
 _PUNCTS = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
