@@ -133,6 +133,9 @@ def test_eval_runs_a_plugin_strategy(plugin_env, tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         results = json.loads((tmp_path / "results.json").read_text())
         assert NAME in json.dumps(results["config"]) and up.requests
+        (signature,) = results["signatures"].values()
+        assert f"strategy:{NAME}|k:5|lang:en|profile:usa-en|" in signature
+        assert f"`{signature}`" in (tmp_path / "report.md").read_text()
 
 
 def test_chat_uses_a_plugin_strategy_by_name(plugin_env):

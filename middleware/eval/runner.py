@@ -371,7 +371,17 @@ def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool 
                   getattr(backend, "sequence_passes", None), time.perf_counter() - t0,
                   prompts={k: r.prompt for k, r in requests.items()})
     run.results = summarise(run)
+    run.results["signatures"] = _signatures(pairs, config)
     return run
+
+
+def _signatures(pairs: list[EvalPair], config: EvalConfig) -> dict[str, str]:
+    """The reproducibility signature of each pair and strategy (middleware.retrieval.signature)."""
+    from ..retrieval.signature import signature
+
+    return {f"{pair.label} {s}": signature(aligner_for(language=pair.language, k=config.k, strategy=s,
+                                                       profile=pair.profile, min_margin=config.min_margin))
+            for pair in pairs for s in config.strategies}
 
 
 class _Bar:
