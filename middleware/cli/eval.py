@@ -18,7 +18,7 @@ _OWN = ("country", "language", "profile", "strategy")
 
 
 def register(app: typer.Typer) -> None:
-    from ..models.provider import EVAL_MODEL
+    from ..models.registry import EVAL_MODEL, is_local
     from ..options import DEFAULT_STRATEGY
     from ..retrieval.strategies import strategy_names
 
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
                                 misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap,
                                 **{name: value for name, value in options.options().items() if name not in _OWN})
-            if not config.model.startswith("local/"):
+            if not is_local(config.model):
                 from ..models.provider import import_litellm
 
                 # litellm prints a banner of provider links on every failed call; our one-line error suffices.

@@ -26,13 +26,13 @@ from typing import Any, Callable, Sequence
 
 from ..errors import ModelCallError
 from ..models.provider_errors import is_retryable, retry_after_seconds
+from ..models.registry import BASE_MODEL, EVAL_MODEL, is_local, local_name
 from .parse import normalize
 from .prompts import EvalPrompt
 
 __all__ = ["Request", "Backend", "LocalBackend", "LiteLLMBackend", "get_backend",
            "is_local", "logprobs_from_top"]
 
-LOCAL_PREFIX = "local/"
 OnResult = Callable[["Request", Any], None]
 
 
@@ -46,10 +46,6 @@ class Request:
     def seed(self) -> int:
         # Each prompt its own reproducible sampling stream, independent of run order.
         return int(hashlib.sha256(self.key.encode()).hexdigest()[:8], 16)
-
-
-def is_local(model: str) -> bool:
-    return model.startswith(LOCAL_PREFIX)
 
 
 class Backend(ABC):
@@ -83,7 +79,7 @@ class LocalBackend(Backend):
     Loaded on first use, so a fully cached run never loads it.
     """
 
-    def __init__(self, model: str = "local/gemma-3-270m", local_model: Any = None, batch_size: int = 8,
+    def __init__(self, model: str = EVAL_MODEL, local_model: Any = None, batch_size: int = 8,
                  max_tokens: int | None = None, progress: bool = True, sample_seed: int = 0):
         self.name = model
         self._model = local_model
@@ -100,7 +96,7 @@ class LocalBackend(Backend):
         if self._model is None:
             from ..models.loading import get_local_model
 
-            self._model = get_local_model(self.name[len(LOCAL_PREFIX):] or "gemma-3-270m", progress=self._progress)
+            self._model = get_local_model(local_name(self.name) or BASE_MODEL, progress=self._progress)
             self._start = self._model.forward_passes
         return self._model
 

@@ -24,6 +24,7 @@ from ..errors import InputError, NoAnswersError, ProfileError
 from ..data.probes import Probe, available_languages, load_probes
 from ..data.profile import Statement, ValueProfile, probe_key
 from ..retrieval.strategies import get_strategy, instruction_of
+from ..models.registry import EVAL_MODEL
 from .backends import Backend, Request, get_backend, is_local
 from .cache import NullCache, ResponseCache, cache_key, default_cache_path
 from .metrics import normalize_logprobs, share_counts
@@ -38,7 +39,7 @@ PAPER_STRATEGIES = ("chrf", "chrf-category", "random", "random-category")
 
 @dataclass
 class EvalConfig:
-    model: str = "local/gemma-3-270m"
+    model: str = EVAL_MODEL
     pairs: list[tuple[str, str]] = field(default_factory=lambda: [("en", "USA")])
     """(language, ISO alpha-3 country) pairs."""
     strategies: list[str] = field(default_factory=lambda: ["chrf"])
