@@ -9,6 +9,8 @@ import typer
 
 from .align_flags import align_flags
 
+__all__ = ["register", "DEFAULT_COUNTRY"]
+
 DEFAULT_COUNTRY = "us"
 """The country when neither --country nor --profile is given."""
 

@@ -10,6 +10,8 @@ import typer
 
 from .align_flags import align_flags
 
+__all__ = ["register"]
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
