@@ -166,6 +166,10 @@ class AlignerCache:
         """How many aligners were built (for tests and benchmarks)."""
         return self._aligners.builds
 
+    def __len__(self) -> int:
+        """How many aligners are held."""
+        return len(self._aligners)
+
 
 _PYTHON = AlignerCache(paths=True)
 
