@@ -17,6 +17,22 @@ __all__ = ["register"]
 _OWN = ("country", "language", "profile", "strategy")
 
 
+def _eval_options(options, config_type: type) -> dict:
+    """The alignment options the evaluator takes (its EvalConfig fields of the same names). An option it does
+    not take yet may not be set away from its default: that would be silently ignored."""
+    import dataclasses
+
+    from ..errors import InputError
+    from ..options import AlignOptions
+
+    taken = {f.name for f in dataclasses.fields(config_type)}
+    values = {name: value for name, value in options.options().items() if name not in _OWN}
+    for name, value in values.items():
+        if name not in taken and value != getattr(AlignOptions(), name):
+            raise InputError(f"--{name.replace('_', '-')} is not supported by the evaluator yet", param=name)
+    return {name: value for name, value in values.items() if name in taken}
+
+
 def register(app: typer.Typer) -> None:
     from ..models.registry import EVAL_MODEL, is_local
     from ..options import DEFAULT_STRATEGY
@@ -81,7 +97,7 @@ def register(app: typer.Typer) -> None:
                                 orders=orders, seed=seed, concurrency=concurrency, api_base=api_base,
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
                                 misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap,
-                                **{name: value for name, value in options.options().items() if name not in _OWN})
+                                **_eval_options(options, EvalConfig))
             if not is_local(config.model):
                 from ..models.provider import import_litellm
 
