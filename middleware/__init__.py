@@ -5,7 +5,8 @@ statements most similar to the user's message by chrF++ are completed with the c
 country's majority answer and prepended to the system message.
 """
 
-from .retrieval.aligner import Demonstration, SelfAligner, align
+from .retrieval.aligner import Demonstration, SelfAligner
+from .retrieval.cache import align
 from .retrieval.chrf import ChrfIndex, chrf_pp
 from .data.countries import PAPER_PAIRS, resolve_country, resolve_language
 from .errors import (InputError, ModelError, NoAnswersError, ProfileError, SelfAlignError, UnknownCountryError,
@@ -16,7 +17,7 @@ from .data.profile import Statement, ValueProfile
 from .retrieval.strategies import register_strategy
 from .data.user_profile import load_user_profile
 
-__version__ = "0.1.0"  # the only place the version is written (pyproject reads it)
+from ._version import __version__
 
 __all__ = [
     "SelfAligner", "align", "Demonstration", "chrf_pp", "ChrfIndex", "Probe", "load_probes", "ValueProfile",

@@ -1,4 +1,4 @@
-"""Every exception selfalign raises on purpose, in one tree.
+"""Every exception selfalign defines, in one tree (a test finds every class in the package and checks it).
 
 ::
 
@@ -11,9 +11,13 @@
     │   ├── NoAnswersError
     │   ├── UnknownModelError      a local/ name that is no embedded model, GGUF file or model folder
     │   └── ConfigError            a bad server setting (option, config file, bind address)
-    └── ModelError (RuntimeError)  a model could not be called: proxy 502, CLI one line
-        ├── ChatBackendError       ... by ``selfalign chat`` (missing API key, unknown model, provider error)
-        └── ModelCallError         ... by the evaluator, for good (after retries)
+    ├── ModelError (RuntimeError)  a model could not be called: proxy 502, CLI one line
+    │   ├── ChatBackendError       ... by ``selfalign chat`` (missing API key, unknown model, provider error)
+    │   ├── ModelCallError         ... by the evaluator, for good (after retries)
+    │   └── LlamaCppError          ... llama.cpp refused a request (middleware.models.llamacpp)
+    ├── PluginError                an installed plugin (entry point) failed to load
+    └── ProxyError                 the proxy's answer to a failed request: status, OpenAI error fields
+                                   (middleware.server.errors, where it is built)
 
 The CLI turns any of them into one line on stderr and exit code 2; the proxy answers
 an OpenAI-shaped error (:func:`middleware.server.errors.from_selfalign`).
@@ -31,6 +35,9 @@ __all__ = [
     "ModelError",
     "ChatBackendError",
     "ModelCallError",
+    "PluginError",
+    "LlamaCppError",
+    "ProxyError",
 ]
 
 
@@ -103,3 +110,30 @@ class ChatBackendError(ModelError):
 
 class ModelCallError(ModelError):
     """An evaluator model call failed for good (after retries), or cannot give what the mode needs."""
+
+
+class LlamaCppError(ModelError):
+    """llama.cpp refused a request (:mod:`middleware.models.llamacpp`)."""
+
+
+class PluginError(SelfAlignError):
+    """A package installed as a selfalign plugin (an entry point) failed to load; the message names it."""
+
+
+class ProxyError(SelfAlignError):
+    """The proxy's answer to a failed request: HTTP status, OpenAI error fields, extra headers (e.g.
+    Retry-After). Built from any failure by :mod:`middleware.server.errors`."""
+
+    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message, param)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        """OpenAI's error JSON."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

@@ -1,7 +1,7 @@
 """Write docs/cli.md from the ``--help`` of every ``selfalign`` command.
 
     python tools/gen_cli_docs.py            # rewrite docs/cli.md
-    python tools/gen_cli_docs.py --check    # exit 1 if docs/cli.md is stale (tests/test_cli_docs.py runs this)
+    python tools/gen_cli_docs.py --check    # exit 1 if docs/cli.md is stale (tests/cli/test_cli_docs.py runs this)
 
 The help is click's plain rendering at a fixed width (typer's rich boxes and colours are
 switched off before typer is imported), so the file changes only when the help does.
@@ -48,7 +48,7 @@ def render() -> str:
     ctx = click.Context(root, info_name="selfalign", terminal_width=WIDTH, max_content_width=WIDTH)
     parts = ["# Command line\n",
              "Generated from `--help` by `python tools/gen_cli_docs.py`; do not edit by hand "
-             "(`tests/test_cli_docs.py` fails when this page is stale).\n"]
+             "(`tests/cli/test_cli_docs.py` fails when this page is stale).\n"]
     for path, text in _commands(root, ctx):
         # Help texts escape "[" for rich's markup (users see rich help); plain help shows the backslash.
         text = text.replace("\\[", "[")

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..retrieval.aligner import DEFAULT_K, Demonstration, SelfAligner
+from ..options import DEFAULT_K, DEFAULT_STRATEGY, AlignOptions
+from ..retrieval.aligner import Demonstration, SelfAligner
+from ..retrieval.cache import aligner_for
 from ..errors import ChatBackendError, InputError, SelfAlignError
 
 __all__ = [
@@ -94,12 +96,13 @@ class ChatSession:
     """
 
     def __init__(self, complete: Complete | None, country: str | None = None, language: str | None = None,
-                 k: int = DEFAULT_K, strategy: str = "chrf", profile: str | Path | None = None,
-                 align: bool = True, seed: int | None = None, system: str | None = None):
+                 k: int = DEFAULT_K, strategy: str = DEFAULT_STRATEGY, profile: str | Path | None = None,
+                 align: bool = True, seed: int | None = None, system: str | None = None, **options: Any):
         self.complete = complete
         self.language = language
         self.k = k
         self.strategy = strategy
+        self.options = options  # the other AlignOptions fields (min_margin, ...), as given
         self.seed = seed
         self.align_enabled = align
         self.system = system
@@ -116,8 +119,13 @@ class ChatSession:
     # ------------------------------------------------------------------ settings
 
     def _make_aligner(self, country: str | None, profile: str | Path | None) -> SelfAligner:
-        return SelfAligner(country=country, language=self.language, k=self.k, strategy=self.strategy,
-                           profile=profile, seed=self.seed)
+        chosen = AlignOptions(country=country, language=self.language, k=self.k, strategy=self.strategy,
+                              profile=profile, **self.options)
+        aligner = aligner_for(chosen, seed=self.seed)
+        if aligner is None:
+            raise InputError(f"country {country!r} turns alignment off: use --no-align",
+                             param="country")
+        return aligner
 
     @property
     def description(self) -> str:

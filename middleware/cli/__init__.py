@@ -20,10 +20,20 @@ for _name in _COMMANDS:
     importlib.import_module(f"{__name__}.{_name}").register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        typer.echo(f"selfalign {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the warnings and log lines of "
                                        "the libraries underneath (transformers, litellm, httpx, ...); "
-                                       "SELFALIGN_LOG=debug does the same.")) -> None:
+                                       "SELFALIGN_LOG=debug does the same."),
+          version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print the version and exit.")) -> None:
     """Align any LLM with a country's values by WVS self-alignment demonstrations."""
     from .._quiet import quiet_dependencies
 

@@ -7,10 +7,11 @@ it answers and exits. Output is rich when stdout is a terminal, plain text other
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Optional, TextIO
 
 import typer
+
+from .align_flags import align_flags
 
 __all__ = ["ChatTerminal", "register"]
 
@@ -232,18 +233,16 @@ class ChatTerminal:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @align_flags(help={"country": "ISO code or name, e.g. ro, ROU, Romania.",
+                       "language": "Demonstration language, or auto (default: each message's language; others "
+                                   "get English).",
+                       "k": "Demonstrations per message.",
+                       "profile": "A personal value profile (YAML/JSON), e.g. from `selfalign profiles "
+                                  "questionnaire`; replaces the country."})
     def chat(
-        country: Optional[str] = typer.Option(None, "--country", "-c", help="ISO code or name, e.g. ro, ROU, Romania."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Any litellm model, e.g. gpt-4o-mini, "
                                             "anthropic/claude-3-5-haiku-latest, ollama/llama3.1 (default: the embedded "
                                             "English-only local/smollm2-135m-instruct, no API key)."),
-        language: Optional[str] = typer.Option(None, "--language", "-l", help="Demonstration language, or auto "
-                                               "(default: each message's language; others get English)."),
-        k: int = typer.Option(5, "--k", "-k", min=1, help="Demonstrations per message."),
-        strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, "
-                                     "random-category, semantic, hybrid, cultural, cultural+chrf."),
-        profile: Optional[Path] = typer.Option(None, "--profile", "-p", help="A personal value profile "
-                                               "(YAML/JSON), e.g. from `selfalign profiles questionnaire`."),
         show_demos: bool = typer.Option(False, "--show-demos", help="Show the injected demonstrations every turn."),
         no_align: bool = typer.Option(False, "--no-align", help="Send messages unchanged (a baseline)."),
         compare: bool = typer.Option(False, "--compare", help="Show the unaligned and the aligned answer side "
@@ -255,6 +254,7 @@ def register(app: typer.Typer) -> None:
         api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL of an OpenAI-compatible or "
                                                "other provider endpoint."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling and the random strategies."),
+        options=None,
     ) -> None:
         """Chat with an LLM aligned to a country's (or your) values, message by message.
 
@@ -264,6 +264,7 @@ def register(app: typer.Typer) -> None:
         from ..models.provider import DEFAULT_MODEL
         from . import fail
 
+        country, profile = options.country, options.profile
         if compare and country is None and profile is None:
             raise fail("--compare needs --country or --profile")
         if country is None and profile is None and not no_align:
@@ -271,8 +272,7 @@ def register(app: typer.Typer) -> None:
         model = model or DEFAULT_MODEL
 
         # Bad settings fail before the slow model set-up (importing litellm, loading a model).
-        session = ChatSession(None, country=country, language=language, k=k, strategy=strategy,
-                              profile=profile, align=not no_align, seed=seed)
+        session = ChatSession(None, **options.options(), align=not no_align, seed=seed)
         if country is not None and profile is None and not no_align:
             from ..data.coverage import coverage_warning_once
 

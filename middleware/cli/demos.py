@@ -3,58 +3,65 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Optional
 
 import typer
 
+from .align_flags import align_flags
+
+__all__ = ["register", "DEFAULT_COUNTRY"]
+
+DEFAULT_COUNTRY = "us"
+"""The country when neither --country nor --profile is given."""
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @align_flags(defaults={"country": DEFAULT_COUNTRY},
+                 help={"country": "ISO code or name, e.g. ro, ROU, Romania.",
+                       "language": "Demonstration language, or auto (default: each message's; others get English).",
+                       "profile": "A user profile file (YAML or JSON); replaces the country."})
     def demos(
         text: str = typer.Argument(..., help="The user message to find demonstrations for."),
-        country: Optional[str] = typer.Option(None, "--country", "-c", help="ISO code or name, e.g. ro, ROU, Romania."),
-        language: Optional[str] = typer.Option(None, "--language", "-l", help="Demonstration language, or auto "
-                                                  "(default: each message's; others get English)."),
-        k: int = typer.Option(5, "--k", "-k", min=1, help="How many demonstrations."),
-        strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, "
-                                 "random-category, semantic, hybrid, cultural, cultural+chrf."),
-        profile: Optional[Path] = typer.Option(None, "--profile", "-p", help="A user profile file (YAML or JSON)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the random strategies."),
-        min_margin: float = typer.Option(0.0, "--min-margin", min=0.0, max=0.999, help="Leave out probes whose "
-                                         "survey majority leads by less than this share (0.1: closer than 55/45)."),
-        as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON (the demonstrations and the reproducibility "
+                                     "signature) instead of a table."),
+        options=None,
     ) -> None:
         """Show the WVS demonstrations selfalign would inject for TEXT."""
-        from ..retrieval.aligner import SelfAligner
+        from ..retrieval.cache import aligner_for
+        from ..retrieval.strategies import get_strategy, scorer_of
+        from ..retrieval.signature import signature
+        from . import fail
 
-        if country is None and profile is None:
-            country = "us"
-        aligner = SelfAligner(country=country, language=language, k=k, strategy=strategy, profile=profile, seed=seed,
-                              min_margin=min_margin)
-        if profile is None:
+        aligner = aligner_for(options, seed=seed)
+        if aligner is None:
+            raise fail(f"--country {options.country} turns alignment off: there is nothing to show")
+        if options.profile is None:
             from ..data.coverage import coverage_warning_once
 
             if (warning := coverage_warning_once(aligner.country)):
                 typer.echo(f"selfalign: warning: {warning}", err=True)
         found = aligner.demonstrations(text)
         if as_json:
-            typer.echo(json.dumps([d.to_dict() for d in found], ensure_ascii=False, indent=2))
+            typer.echo(json.dumps({"signature": signature(aligner, found), "demonstrations": [d.to_dict() for d in
+                                                                                           found]},
+                                  ensure_ascii=False, indent=2))
             return
         from rich.console import Console
         from rich.table import Table
 
         lang = found[0].language if found else aligner.language
         table = Table(title=f"{aligner.profile.subject or aligner.profile.name}, language {lang} — strategy "
-                            f"{strategy}, k={k}")
+                            f"{options.strategy}, k={options.k}")
         table.add_column("#", justify="right")
-        from ..retrieval.strategies import get_strategy, scorer_of
-
-        scorer = scorer_of(get_strategy(strategy))
+        scorer = scorer_of(get_strategy(options.strategy))
         table.add_column({"chrf": "chrF++", "semantic": "cosine x100", "hybrid": "RRF x1000"}[scorer], justify="right")
         table.add_column("probe")
         table.add_column("category")
         table.add_column("demonstration")
         for i, d in enumerate(found, 1):
             table.add_row(str(i), f"{d.score:.1f}", d.probe_id or "", d.category, d.text)
-        Console().print(table)
+        console = Console()
+        console.print(table)
+        console.print(signature(aligner, found), style="dim", soft_wrap=True, highlight=False)

@@ -8,13 +8,38 @@ from typing import Optional
 
 import typer
 
+from .align_flags import align_flags
+
 __all__ = ["register"]
+
+# The evaluator chooses these per language/country pair (--pairs) and runs several strategies at once;
+# every other alignment option is a generated flag passed to EvalConfig by name.
+_OWN = ("country", "language", "profile", "strategy")
+
+
+def _eval_options(options, config_type: type) -> dict:
+    """The alignment options the evaluator takes (its EvalConfig fields of the same names). An option it does
+    not take yet may not be set away from its default: that would be silently ignored."""
+    import dataclasses
+
+    from ..errors import InputError
+    from ..options import AlignOptions
+
+    taken = {f.name for f in dataclasses.fields(config_type)}
+    values = {name: value for name, value in options.options().items() if name not in _OWN}
+    for name, value in values.items():
+        if name not in taken and value != getattr(AlignOptions(), name):
+            raise InputError(f"--{name.replace('_', '-')} is not supported by the evaluator yet", param=name)
+    return {name: value for name, value in values.items() if name in taken}
 
 
 def register(app: typer.Typer) -> None:
-    from ..models.provider import EVAL_MODEL
+    from ..models.registry import EVAL_MODEL, is_local
+    from ..options import DEFAULT_STRATEGY
+    from ..retrieval.strategies import strategy_names
 
     @app.command("eval")
+    @align_flags(exclude=_OWN, help={"k": "Demonstrations per prompt."})
     def eval_(
         model: str = typer.Option(EVAL_MODEL, "--model", "-m", help="Any litellm model (gpt-4o-mini, "
                                   "hosted_vllm/NAME, ...) or local/NAME for an in-process model."),
@@ -24,9 +49,8 @@ def register(app: typer.Typer) -> None:
                                               "the target (default: the language's paper country)."),
         pairs: Optional[str] = typer.Option(None, "--pairs", help="'paper' (every paper pair with probes and "
                                             "answers) or LANG-COUNTRY items, e.g. en-us,de-de."),
-        strategy: str = typer.Option("chrf", "--strategy", "-s", help="chrf, chrf-category, random, "
-                                     "random-category, semantic, hybrid, cultural, cultural+chrf, a "
-                                     "comma-separated list, or all (the paper's four)."),
+        strategy: str = typer.Option(DEFAULT_STRATEGY, "--strategy", "-s", help=f"{', '.join(strategy_names())}, "
+                                     "a comma-separated list, or all (the paper's four)."),
         samples: int = typer.Option(10, "--samples", "-n", help="Responses per prompt in sample mode."),
         mode: Optional[str] = typer.Option(None, "--mode", help="sample (parse n sampled answers) or exact (option "
                                            "log-probabilities). Default: exact for local/ models, else sample."),
@@ -51,13 +75,11 @@ def register(app: typer.Typer) -> None:
         misaligned_below: Optional[float] = typer.Option(None, "--misaligned-below", help="Zero-shot p(majority) "
                                                          "below which a probe is misaligned (default 0.5 exact; "
                                                          "sample: below 100%)."),
-        k: int = typer.Option(5, "--k", "-k", help="Demonstrations per prompt."),
-        min_margin: float = typer.Option(0.0, "--min-margin", help="Leave probes whose survey majority leads by "
-                                         "less than this share out of the demonstrations (0.1: closer than 55/45)."),
         max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Tokens per sampled answer (default: "
                                                  "longest option + 4 locally, 32 for API models)."),
         bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples for the CI (0: none)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables."),
+        options=None,
     ) -> None:
         """Evaluate self-alignment on the WVS probes: Table 1 and Figures 2, 3, 7 and 8 of the paper, and more."""
         from rich.console import Console
@@ -68,17 +90,15 @@ def register(app: typer.Typer) -> None:
 
         try:
             pair_list, notes = resolve_pairs(language, country, pairs, probes)
-            if k < 1:
-                raise InputError("--k must be at least 1", param="k")
             if concurrency < 1:
                 raise InputError("--concurrency must be at least 1", param="concurrency")
             config = EvalConfig(model=model, pairs=pair_list, strategies=strategies_arg(strategy), mode=mode,
                                 samples=samples, probes=probes, limit=limit, shuffle_orders=shuffle_orders,
-                                orders=orders, seed=seed, k=k, concurrency=concurrency, api_base=api_base,
+                                orders=orders, seed=seed, concurrency=concurrency, api_base=api_base,
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
                                 misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap,
-                                min_margin=min_margin)
-            if not config.model.startswith("local/"):
+                                **_eval_options(options, EvalConfig))
+            if not is_local(config.model):
                 from ..models.provider import import_litellm
 
                 # litellm prints a banner of provider links on every failed call; our one-line error suffices.

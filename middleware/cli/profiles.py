@@ -10,6 +10,8 @@ import typer
 
 profiles_app = typer.Typer(no_args_is_help=True, help="List, build and import value profiles.")
 
+__all__ = ["register"]
+
 
 def register(app: typer.Typer) -> None:
     app.add_typer(profiles_app, name="profiles")

@@ -8,18 +8,24 @@ from typing import List, Optional
 
 import typer
 
+from .align_flags import align_flags
+
+__all__ = ["register"]
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @align_flags(unset=True, help={
+        "country": "Default country (ISO code or name); requests can choose their own.",
+        "language": "Default demonstration language (default: auto, each message's).",
+        "profile": "Default profile: a name registered in --config's profiles (requests can choose their own).",
+        "k": "Default number of demonstrations.",
+    })
     def serve(
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Default upstream, a litellm provider "
                                             "string: openai/..., anthropic/..., ollama/..., hosted_vllm/..., "
                                             "local/smollm2-135m-instruct (the default: embedded, offline, English-only) or local/gemma-3-270m."),
         api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL of the default upstream."),
-        country: Optional[str] = typer.Option(None, "--country", "-c", help="Default country (ISO code or name); "
-                                              "requests can choose their own."),
-        language: Optional[str] = typer.Option(None, "--language", "-l", help="Default demonstration language "
-                                                  "(default: auto, each message's)."),
         host: Optional[str] = typer.Option(None, "--host", help="Address to listen on \\[default: 127.0.0.1]."),
         port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="\\[default: 8000]"),
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="SELFALIGN_API_KEY", show_envvar=True,
@@ -51,6 +57,7 @@ def register(app: typer.Typer) -> None:
                                          "models, countries, counts and timings are logged)."),
         log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info, warning, error "
                                                 "\\[default: info]."),
+        options=None,
     ) -> None:
         """Run the OpenAI-compatible proxy that injects a country's WVS demonstrations into every chat request."""
         from ..server import ServerConfig, configure_logging, load_config, run
@@ -65,7 +72,7 @@ def register(app: typer.Typer) -> None:
         if log_level is not None and log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             raise fail(f"--log-level {log_level!r}: use debug, info, warning or error")
         base = load_config(config_file) if config_file is not None else ServerConfig()
-        config = base.with_overrides(model=model, api_base=api_base, country=country, language=language, host=host,
+        config = base.with_overrides(**options, model=model, api_base=api_base, host=host,
                                      port=port, api_key=api_key or None, max_body_bytes=max_body_bytes,
                                      timeout=timeout, stream_idle_timeout=stream_idle_timeout,
                                      body_timeout=body_timeout, allowed_hosts=allowed_host or None,

@@ -59,7 +59,8 @@ def load_arora(path: str | Path, language: str | None = None) -> tuple[list[Prob
     report = AroraReport(lang)
     probes: list[Probe] = []
     try:
-        rows = list(csv.reader(path.open(encoding="utf-8"), delimiter="\t"))
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t"))
     except OSError as e:
         raise ProfileError(f"{path}: cannot read: {e.strerror or e}") from None
     for n, row in enumerate(rows[1:], start=2):

@@ -3,25 +3,21 @@
 A built-in profile is a language's probes completed with a country's majority answers.
 A user profile is a YAML/JSON file of statements or of answered probes (see
 :mod:`middleware.data.user_profile`). Either way the aligner sees one thing: a list of
-:class:`Statement` with a chrF++ index over their retrieval keys.
+:class:`Statement` and their retrieval keys; the chrF++ index over those keys belongs to the
+retrieval layer (:func:`middleware.retrieval.chrf.profile_scores`), so data knows nothing of retrieval.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-import numpy as np
-
-
 from .answers import answer_for, load_answers, available_countries
-from ..retrieval.chrf import ChrfIndex
 from .countries import Country, LANGUAGES
 from ..errors import NoAnswersError
 from .probes import BLANK, load_probes
 
-__all__ = ["Statement", "ValueProfile", "builtin_profile", "shared_index"]
+__all__ = ["Statement", "ValueProfile", "builtin_profile", "probe_key"]
 
 
 @dataclass(frozen=True)
@@ -56,36 +52,11 @@ class ValueProfile:
     """For each statement, its row in the shared index."""
 
     @cached_property
-    def index(self) -> ChrfIndex:
-        return shared_index(tuple(s.key for s in self.statements))
-
-    def scores(self, text: str) -> np.ndarray:
-        """chrF++ of ``text`` (the hypothesis) against every statement's key, in statement order."""
-        if not self.shared_keys:
-            return self.index.scores(text)
-        return shared_index(self.shared_keys).scores(text)[np.asarray(self.shared_rows, dtype=np.intp)]
-
-    @cached_property
     def categories(self) -> list[str]:
         return [s.category for s in self.statements]
 
     def __len__(self) -> int:
         return len(self.statements)
-
-
-_index_lock = threading.Lock()
-
-
-@lru_cache(maxsize=64)
-def _index(keys: tuple[str, ...]) -> ChrfIndex:
-    return ChrfIndex(list(keys))
-
-
-def shared_index(keys: tuple[str, ...]) -> ChrfIndex:
-    """One chrF++ index per set of keys: every country's profile in a language has the same keys
-    (the probe templates), so they share one index. Built once even when threads ask at once."""
-    with _index_lock:
-        return _index(keys)
 
 
 def probe_key(template: str) -> str:

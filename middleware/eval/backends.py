@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..errors import ModelCallError
+from ..models.provider_errors import is_retryable, retry_after_seconds
+from ..models.registry import BASE_MODEL, EVAL_MODEL, is_local, local_name
 from .parse import normalize
 from .prompts import EvalPrompt
 
 __all__ = ["Request", "Backend", "LocalBackend", "LiteLLMBackend", "get_backend",
            "is_local", "logprobs_from_top"]
 
-LOCAL_PREFIX = "local/"
 OnResult = Callable[["Request", Any], None]
 
 
@@ -45,10 +46,6 @@ class Request:
     def seed(self) -> int:
         # Each prompt its own reproducible sampling stream, independent of run order.
         return int(hashlib.sha256(self.key.encode()).hexdigest()[:8], 16)
-
-
-def is_local(model: str) -> bool:
-    return model.startswith(LOCAL_PREFIX)
 
 
 class Backend(ABC):
@@ -82,7 +79,7 @@ class LocalBackend(Backend):
     Loaded on first use, so a fully cached run never loads it.
     """
 
-    def __init__(self, model: str = "local/gemma-3-270m", local_model: Any = None, batch_size: int = 8,
+    def __init__(self, model: str = EVAL_MODEL, local_model: Any = None, batch_size: int = 8,
                  max_tokens: int | None = None, progress: bool = True, sample_seed: int = 0):
         self.name = model
         self._model = local_model
@@ -99,7 +96,7 @@ class LocalBackend(Backend):
         if self._model is None:
             from ..models.loading import get_local_model
 
-            self._model = get_local_model(self.name[len(LOCAL_PREFIX):] or "gemma-3-270m", progress=self._progress)
+            self._model = get_local_model(local_name(self.name) or BASE_MODEL, progress=self._progress)
             self._start = self._model.forward_passes
         return self._model
 
@@ -202,9 +199,6 @@ def logprobs_from_top(content: Sequence[Any], options: Sequence[str]) -> list[fl
 class LiteLLMBackend(Backend):
     """Any model litellm reaches (``gpt-4o-mini``, ``hosted_vllm/NAME`` with ``api_base``...)."""
 
-    RETRYABLE = ("RateLimitError", "Timeout", "APIConnectionError", "ServiceUnavailableError",
-                 "InternalServerError")
-
     def __init__(self, model: str, api_base: str | None = None, concurrency: int = 8, max_retries: int = 6,
                  backoff: float = 1.0, max_tokens: int | None = None, completion: Callable | None = None,
                  sleep: Callable | None = None, top_logprobs: int = 20):
@@ -239,7 +233,7 @@ class LiteLLMBackend(Backend):
         return self._completion
 
     def _retryable(self, exc: BaseException) -> bool:
-        return any(k.__name__ in self.RETRYABLE for k in type(exc).__mro__)
+        return is_retryable(exc)
 
     async def _call(self, sem: asyncio.Semaphore, **kwargs: Any) -> Any:
         kwargs = {"model": self.model, **kwargs}
@@ -256,7 +250,7 @@ class LiteLLMBackend(Backend):
                     if not self._retryable(e) or attempt >= self.max_retries:
                         first = (str(e).splitlines() or [""])[0][:300]
                         raise ModelCallError(f"{self.model}: {type(e).__name__}: {first}") from e
-                    retry_after = _retry_after(e)
+                    retry_after = retry_after_seconds(e)
             # Back off outside the semaphore so other requests keep the slots busy.
             delay = retry_after if retry_after is not None else self.backoff * 2 ** attempt * (0.5 + random.random())
             self.retries += 1
@@ -325,15 +319,6 @@ class LiteLLMBackend(Backend):
         th.join()
         if error:
             raise error[0]
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    headers = getattr(exc, "headers", None) or getattr(getattr(exc, "response", None), "headers", None) or {}
-    try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-        return None if value is None else max(0.0, float(value))
-    except (TypeError, ValueError, AttributeError):
-        return None
 
 
 def get_backend(model: str, api_base: str | None = None, concurrency: int = 8, max_tokens: int | None = None,

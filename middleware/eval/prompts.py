@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 
 from ..data.probes import Probe
 
-__all__ = ["INSTRUCTION", "EvalPrompt", "option_order", "probe_block", "build_prompt", "reshuffle"]
+__all__ = ["ZERO_SHOT", "INSTRUCTION", "EvalPrompt", "option_order", "probe_block", "build_prompt", "reshuffle"]
+
+ZERO_SHOT = "zero-shot"
+"""The condition without demonstrations (the baseline every strategy is compared with)."""
 
 # The scaffold stays English in every language, as a fixed frame around the probe text.
 INSTRUCTION = "Fill in the blank with one of the two options. Answer with the option only."

@@ -296,6 +296,7 @@ def render_report(results: dict, figures: list[str]) -> str:
         "distribution and the country's WVS shares (answers with shares only).",
         f"* {run['requests']} distinct prompts, {run['model_calls']} model calls, {run['cached']} from the cache, "
         f"{run['seconds']:.0f} s.",
+        *[f"* Signature, {what}: `{sig}`" for what, sig in results.get("signatures", {}).items()],
         "",
         "## Table 1: outcome on the misaligned probes",
         "",

@@ -16,29 +16,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..retrieval.aligner import SelfAligner
+from ..options import AlignOptions
+from ..retrieval.cache import aligner_for
 from ..data.answers import CountryAnswer, answer_for, load_answers
 from ..data.countries import PAPER_PAIRS, Country, default_language, resolve_country, resolve_language
 from ..errors import InputError, NoAnswersError, ProfileError
 from ..data.probes import Probe, available_languages, load_probes
 from ..data.profile import Statement, ValueProfile, probe_key
 from ..retrieval.strategies import get_strategy, instruction_of
+from ..models.registry import EVAL_MODEL
 from .backends import Backend, Request, get_backend, is_local
 from .cache import NullCache, ResponseCache, cache_key, default_cache_path
 from .metrics import normalize_logprobs, share_counts
 from .parse import parse_answer
-from .prompts import EvalPrompt, build_prompt, reshuffle
+from .prompts import ZERO_SHOT, EvalPrompt, build_prompt, reshuffle
 
 __all__ = ["EvalConfig", "EvalPair", "Row", "EvalRun", "resolve_pairs", "load_pair", "run_eval", "strategies_arg",
            "ZERO_SHOT", "PAPER_STRATEGIES"]
 
-ZERO_SHOT = "zero-shot"
 PAPER_STRATEGIES = ("chrf", "chrf-category", "random", "random-category")
 
 
 @dataclass
 class EvalConfig:
-    model: str = "local/gemma-3-270m"
+    model: str = EVAL_MODEL
     pairs: list[tuple[str, str]] = field(default_factory=lambda: [("en", "USA")])
     """(language, ISO alpha-3 country) pairs."""
     strategies: list[str] = field(default_factory=lambda: ["chrf"])
@@ -72,8 +73,7 @@ class EvalConfig:
             get_strategy(s)
         if self.samples < 1:
             raise InputError("--samples must be at least 1", param="samples")
-        if not 0 <= self.min_margin < 1:
-            raise InputError("--min-margin must be in [0, 1)", param="min_margin")
+        AlignOptions(k=self.k, min_margin=self.min_margin)  # their bounds are the aligner's, everywhere
         if self.limit is not None and self.limit < 1:
             raise InputError("--limit must be at least 1", param="limit")
         if self.orders < 1:
@@ -283,7 +283,7 @@ def _conditions(pair: EvalPair, probe: Probe, config: EvalConfig) -> list[tuple[
     query = probe_key(probe.template)
     for strategy in config.strategies:
         # A fresh seeded aligner per probe: random draws do not depend on run order or --limit.
-        aligner = SelfAligner(language=pair.language, k=config.k, strategy=strategy, profile=pair.profile,
+        aligner = aligner_for(language=pair.language, k=config.k, strategy=strategy, profile=pair.profile,
                               seed=_int_seed(config.seed, strategy, probe.id), min_margin=config.min_margin)
         demos = [(pair.pool[d.probe_id], pair.answers[d.probe_id].majority)
                  for d in aligner.demonstrations(query, exclude=[probe.id])]
@@ -372,7 +372,17 @@ def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool 
                   getattr(backend, "sequence_passes", None), time.perf_counter() - t0,
                   prompts={k: r.prompt for k, r in requests.items()})
     run.results = summarise(run)
+    run.results["signatures"] = _signatures(pairs, config)
     return run
+
+
+def _signatures(pairs: list[EvalPair], config: EvalConfig) -> dict[str, str]:
+    """The reproducibility signature of each pair and strategy (middleware.retrieval.signature)."""
+    from ..retrieval.signature import signature
+
+    return {f"{pair.label} {s}": signature(aligner_for(language=pair.language, k=config.k, strategy=s,
+                                                       profile=pair.profile, min_margin=config.min_margin))
+            for pair in pairs for s in config.strategies}
 
 
 class _Bar:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from .metrics import (bootstrap_ci, distributional_alignment, error_reduction, histogram, is_misaligned,
                       outcome_counts, p_majority, verdict)
-from .runner import ZERO_SHOT, EvalRun, Row
+from .prompts import ZERO_SHOT
+
+if TYPE_CHECKING:  # the runner calls summarise(): importing it at run time would be a cycle
+    from .runner import EvalRun, Row
 
 __all__ = ["annotate", "summarise", "ER_EDGES"]
 

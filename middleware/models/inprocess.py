@@ -19,17 +19,12 @@ from typing import Any, AsyncIterator, Callable, Iterator
 from ..errors import InputError
 from .decoding import Completion
 from .loading import get_local_model
+from .registry import PROVIDER, is_local
 from .runtime import Runtime
 
 __all__ = ["PROVIDER", "acomplete", "acompletion", "astream_in_thread", "complete", "is_local", "stream_deltas"]
 
-PROVIDER = "local"
 _AHEAD = 8
-
-
-def is_local(model: str) -> bool:
-    """Whether ``model`` names an in-process model (``local/NAME``)."""
-    return model.startswith(PROVIDER + "/")
 
 
 def _model_for(model: str) -> Runtime:

@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..errors import LlamaCppError
 from .._paths import cache_dir as default_cache_dir
 from .decoding import Completion, StreamChunk, plain_chat_prompt, plain_messages
 from .registry import EMBEDDED, gguf_path
@@ -37,10 +38,6 @@ _TOP = 20
 # server defaults (top_k 40, min_p 0.05) would otherwise apply on top.
 _SAMPLING = {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0,
              "presence_penalty": 0.0, "frequency_penalty": 0.0}
-
-
-class LlamaCppError(RuntimeError):
-    """llama.cpp refused a request."""
 
 
 def _usable_cores() -> int:

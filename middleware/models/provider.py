@@ -17,15 +17,13 @@ from typing import Any, AsyncIterator, Iterator
 
 from ..errors import InputError
 from .inprocess import PROVIDER, acomplete, astream_in_thread, complete, is_local, stream_deltas, usage
-from .registry import BASE_MODEL, CHAT_MODEL
+from .registry import CHAT_MODEL, EVAL_MODEL
 
 __all__ = ["DEFAULT_MODEL", "EVAL_MODEL", "PROVIDER", "LocalLLM", "import_litellm", "is_local",
            "register_provider"]
 
 DEFAULT_MODEL = f"{PROVIDER}/{CHAT_MODEL}"
 """Chat and serve default: instruction-tuned, English."""
-EVAL_MODEL = f"{PROVIDER}/{BASE_MODEL}"
-"""Evaluator default: the base model scores survey options better (docs/models.md)."""
 
 _register_lock = threading.Lock()
 _handler: "LocalLLM | None" = None

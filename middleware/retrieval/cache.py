@@ -1,4 +1,5 @@
-"""The one aligner cache, used by the proxy, the OpenAI wrapper and the LiteLLM callback.
+"""The one aligner cache: the only way an entry point gets an aligner (the proxy, the OpenAI wrapper,
+the LiteLLM callback, :func:`align`, the chat, ``selfalign demos`` and the evaluator).
 
 Requests choose options per call, so aligners are built on demand. Three things keep that cheap:
 
@@ -16,17 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import threading
 from pathlib import Path
-from typing import Any, Callable, Generic, Hashable, TypeVar
+from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
 
 from ..data.countries import Country, resolve_country, resolve_language
 from ..data.profile import ValueProfile
 from ..data.registry import ProfileRegistry
-from ..options import AlignOptions
+from ..errors import InputError
+from ..options import AlignOptions, is_off
 from .aligner import AUTO, SelfAligner
 
-__all__ = ["AlignerCache", "LRU"]
+__all__ = ["AlignerCache", "LRU", "python_cache", "aligner_for", "align"]
 
 V = TypeVar("V")
 
@@ -142,12 +145,18 @@ class AlignerCache:
         return SelfAligner(**{**key.options(), "profile": self._profile(key)}, seed=seed)
 
     def get(self, key: AlignOptions, seed: int | None = None) -> SelfAligner:
-        """The aligner for a normalised key (see :meth:`key`), built on this thread when missing."""
+        """The aligner for a normalised key (see :meth:`key`), built on this thread when missing.
+
+        A seeded aligner is built afresh on every call (cheap: profiles and indexes are shared), so
+        the same seed draws the same demonstrations however often it is asked for.
+        """
+        if seed is not None:
+            return self._build(key, seed)
         return self._aligners.get((key, seed), lambda: self._build(key, seed))
 
     async def aget(self, key: AlignOptions, seed: int | None = None) -> SelfAligner:
         """As :meth:`get`, but a missing aligner is built in a worker thread, off the event loop."""
-        aligner = self._aligners.peek((key, seed))
+        aligner = self._aligners.peek((key, seed)) if seed is None else None
         if aligner is not None:
             return aligner
         return await asyncio.to_thread(self.get, key, seed)
@@ -157,6 +166,10 @@ class AlignerCache:
         """How many aligners were built (for tests and benchmarks)."""
         return self._aligners.builds
 
+    def __len__(self) -> int:
+        """How many aligners are held."""
+        return len(self._aligners)
+
 
 _PYTHON = AlignerCache(paths=True)
 
@@ -164,3 +177,33 @@ _PYTHON = AlignerCache(paths=True)
 def python_cache() -> AlignerCache:
     """The cache shared by Python callers (:func:`~middleware.retrieval.aligner.align`, ``wrap_openai``)."""
     return _PYTHON
+
+
+def aligner_for(options: AlignOptions | None = None, *, seed: int | None = None, **values: Any) -> SelfAligner | None:
+    """The aligner for ``options`` (or the option ``values``) from :func:`python_cache`; None when they
+    turn alignment off (``country="none"``). What the chat, ``selfalign demos`` and the evaluator use.
+
+    Neither a country nor a profile is an error naming the country.
+    """
+    chosen = options if options is not None else AlignOptions(**values)
+    cache = python_cache()
+    key = cache.key(chosen)
+    if key is None:
+        if is_off(chosen.country):
+            return None
+        raise InputError("give a country (e.g. country='ro') or a profile", param="country")
+    return cache.get(key, seed)
+
+
+def align(messages: Sequence[dict], **options: Any) -> list[dict]:
+    """Pure function form of :meth:`SelfAligner.align`: ``options`` are
+    :class:`~middleware.options.AlignOptions`' (country, language, k, strategy, profile; a profile may be
+    a file path here) and ``seed``. Aligners come from the cache the Python integrations share.
+
+    Random strategies draw from a generator seeded with ``seed``: the same seed, the same draws.
+    """
+    seed = options.pop("seed", None)
+    aligner = aligner_for(seed=seed, **options)
+    if aligner is None:  # country="none": the messages as they are (a copy, like align's)
+        return copy.deepcopy(list(messages))
+    return aligner.align(messages)

@@ -16,14 +16,19 @@ once from sparse n-gram count matrices.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from functools import lru_cache
 from itertools import chain, count
-from typing import List, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["chrf_pp", "ChrfIndex"]
+if TYPE_CHECKING:
+    from ..data.profile import ValueProfile
+
+__all__ = ["chrf_pp", "ChrfIndex", "shared_index", "profile_scores"]
 
 CHAR_ORDER = 6
 WORD_ORDER = 2
@@ -345,3 +350,25 @@ class ChrfIndex:
             cand = np.arange(len(s))
         best = cand[np.lexsort((cand, -s[cand]))]
         return [(int(i), float(s[i])) for i in best]
+
+
+_index_lock = threading.Lock()
+
+
+@lru_cache(maxsize=64)
+def _index(keys: tuple[str, ...]) -> ChrfIndex:
+    return ChrfIndex(list(keys))
+
+
+def shared_index(keys: tuple[str, ...]) -> ChrfIndex:
+    """One chrF++ index per set of keys: every country's profile in a language has the same keys
+    (the probe templates), so they share one index. Built once even when threads ask at once."""
+    with _index_lock:
+        return _index(keys)
+
+
+def profile_scores(profile: "ValueProfile", text: str) -> np.ndarray:
+    """chrF++ of ``text`` (the hypothesis) against every statement's key of ``profile``, in statement order."""
+    if not profile.shared_keys:
+        return shared_index(tuple(s.key for s in profile.statements)).scores(text)
+    return shared_index(profile.shared_keys).scores(text)[np.asarray(profile.shared_rows, dtype=np.intp)]

@@ -10,19 +10,36 @@ way a third party would::
 (multilingual sentence embeddings, works across languages) or ``"hybrid"`` (reciprocal rank fusion
 of the two). A strategy may also carry an *instruction*, a fixed system prompt with a ``{country}``
 slot put before the demonstrations (cultural prompting, Tao et al. 2024).
+
+Plugins, as in simonw/llm: another installed package makes its strategies usable by name
+everywhere (the proxy, ``selfalign chat``, ``demos``, ``eval``, Python) by declaring an entry
+point in the ``selfalign.strategies`` group, e.g. in its ``pyproject.toml``::
+
+    [project.entry-points."selfalign.strategies"]
+    my-strategy = "my_package.strategies"
+
+The entry point names a module (whose ``@register_strategy`` decorators run on import) or a
+strategy function (registered under the entry point's name). Plugins are loaded the first time
+the strategies are listed or an unknown name is asked for.
 """
 
 from __future__ import annotations
 
 import random
+import threading
+from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Callable, Protocol
 
 import numpy as np
 
-from ..errors import UnknownStrategyError
+from ..errors import PluginError, UnknownStrategyError
+from ..options import provide_choices
 
-__all__ = ["Strategy", "register_strategy", "get_strategy", "STRATEGIES", "SCORERS", "CULTURAL_PROMPT",
-           "scorer_of", "instruction_of"]
+__all__ = ["Strategy", "register_strategy", "get_strategy", "strategy_names", "load_plugins", "STRATEGIES",
+           "SCORERS", "CULTURAL_PROMPT", "ENTRY_POINT_GROUP", "scorer_of", "instruction_of"]
+
+ENTRY_POINT_GROUP = "selfalign.strategies"
 
 # Tao et al. (2024), "Cultural bias and cultural alignment of large language models", PNAS Nexus.
 CULTURAL_PROMPT = ("You are an average human being born in {country} and living in {country} responding to the "
@@ -64,11 +81,45 @@ def instruction_of(strategy: Strategy) -> str | None:
     return getattr(strategy, "instruction", None)
 
 
+_plugins_lock = threading.Lock()
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import the strategies other installed packages declare in the ``selfalign.strategies`` group (once)."""
+    global _plugins_loaded
+    with _plugins_lock:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                loaded = ep.load()
+            except Exception as e:  # noqa: BLE001 - any failure of foreign code is reported the same way
+                raise PluginError(f"the strategy plugin {ep.name!r} ({ep.value}) failed to load: "
+                                  f"{type(e).__name__}: {e}; fix or uninstall the package that provides it",
+                                  param="strategy") from e
+            if not isinstance(loaded, ModuleType) and ep.name not in STRATEGIES:
+                if not callable(loaded):
+                    raise PluginError(f"the strategy plugin {ep.name!r} ({ep.value}) is neither a module nor a "
+                                      "function", param="strategy")
+                register_strategy(ep.name, scorer_of(loaded), instruction_of(loaded))(loaded)
+
+
+def strategy_names() -> list[str]:
+    """Every registered strategy, the plugins' included."""
+    load_plugins()
+    return list(STRATEGIES)
+
+
 def get_strategy(name: str) -> Strategy:
+    if name not in STRATEGIES:
+        load_plugins()
     try:
         return STRATEGIES[name]
     except KeyError:
-        raise UnknownStrategyError(f"unknown strategy {name!r}: valid strategies are {', '.join(STRATEGIES)}") from None
+        raise UnknownStrategyError(f"unknown strategy {name!r}: valid strategies are "
+                                   f"{', '.join(STRATEGIES)}") from None
 
 
 def _ranked(scores: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
@@ -129,3 +180,6 @@ def cultural(categories, query, k, rng, allowed, scores):
 def cultural_chrf(categories, query, k, rng, allowed, scores):
     """Cultural prompt plus the chrF++ demonstrations."""
     return _ranked(scores, allowed, k)
+
+
+provide_choices("strategy", strategy_names)

@@ -23,6 +23,7 @@ from .errors import ProxyError, bad_request, error_body, from_selfalign
 from ..data.registry import ProfileRegistry
 from ..options import AlignOptions
 from ..retrieval.cache import AlignerCache
+from ..retrieval.signature import HEADER as SIGNATURE_HEADER, signature
 from .routing import ModelRouter, align_key, split_model_suffix
 from .schema import CHAT_REQUEST, DEMONSTRATIONS_REQUEST, ERROR_RESPONSES
 from .upstream import Forwarders
@@ -199,6 +200,8 @@ class Proxy:
         headers = {DEMOS_HEADER: str(len(demos))}
         if demos and demos[0].language:
             headers[LANGUAGE_HEADER] = demos[0].language
+        if key is not None:  # what produced the demonstrations (retrieval/signature.py); the aligner is cached
+            headers[SIGNATURE_HEADER] = signature(await self.aligners.aget(key), demos)
         forward = self.forwarders(upstream)
         try:
             if stream:
@@ -342,7 +345,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         finally:
             await proxy.close()
 
-    from .. import __version__
+    from .._version import __version__
 
     app = FastAPI(title="selfalign proxy", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible chat proxy that prepends a country's World Values Survey "

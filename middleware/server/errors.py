@@ -7,31 +7,14 @@ retry; so every failure, ours or the upstream's, ends up as a :class:`ProxyError
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from ..errors import ModelError, SelfAlignError
+from ..errors import ModelError, PluginError, ProxyError, SelfAlignError
+from ..models.provider_errors import carries_answer, is_timeout, retry_after
 from ._json import dumps
 
 __all__ = ["ProxyError", "bad_request", "error_body", "from_selfalign", "from_upstream_status",
            "from_exception", "sse_error"]
-
-
-class ProxyError(Exception):
-    """An error response: HTTP status, OpenAI error fields, extra headers (e.g. Retry-After)."""
-
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
-
-    def body(self) -> dict:
-        return error_body(self.message, self.type, self.param, self.code)
 
 
 def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
@@ -44,6 +27,10 @@ def sse_error(err: ProxyError) -> bytes:
 
 
 def from_selfalign(e: SelfAlignError) -> ProxyError:
+    if isinstance(e, ProxyError):
+        return e
+    if isinstance(e, PluginError):  # the server's installation is broken, not the request
+        return ProxyError(500, str(e), "server_error", param=e.param, code="plugin_error")
     if isinstance(e, ModelError):
         return ProxyError(502, _upstream_message(str(e)), "upstream_error", code="upstream_unavailable")
     # The messages of UnknownCountryError & co. already list the valid values.
@@ -55,13 +42,8 @@ def bad_request(message: str, param: str | None = None) -> ProxyError:
 
 
 def _retry_after(headers: Any) -> dict[str, str]:
-    if not headers:
-        return {}
-    try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-    except AttributeError:
-        return {}
-    return {"Retry-After": str(value)} if value else {}
+    value = retry_after(headers)
+    return {"Retry-After": value} if value else {}
 
 
 def _upstream_message(detail: str) -> str:
@@ -69,7 +51,7 @@ def _upstream_message(detail: str) -> str:
 
 
 def from_upstream_status(status: int, payload: Any, headers: Any = None) -> ProxyError:
-    """Map an upstream HTTP error answer to ours.
+    """Map an upstream HTTP error answer to ours (``headers``: the answer's, or the exception carrying them).
 
     429 keeps its status and Retry-After so SDK back-off works; 5xx becomes 502
     (the proxy is a gateway); 401/403 also become 502, because the client's key
@@ -106,21 +88,13 @@ def from_exception(e: BaseException) -> ProxyError:
         return e
     if isinstance(e, SelfAlignError):
         return from_selfalign(e)
-    if isinstance(e, (asyncio.TimeoutError, TimeoutError)) or _named(e, "Timeout", "APITimeoutError",
-                                                                      "ServerTimeoutError", "SocketTimeoutError"):
+    if is_timeout(e):
         return ProxyError(504, "upstream timed out", "timeout_error", code="upstream_timeout")
     status = getattr(e, "status_code", None)
-    relayed = not _named(e, "APIConnectionError", "MidStreamFallbackError")  # these carry no upstream answer
-    if isinstance(status, int) and 400 <= status < 600 and relayed:
-        headers = getattr(e, "litellm_response_headers", None) or getattr(getattr(e, "response", None), "headers",
-                                                                           None)
+    if isinstance(status, int) and 400 <= status < 600 and carries_answer(e):
         message = str(getattr(e, "message", "") or e)
-        return from_upstream_status(status, {"error": {"message": message}}, headers)
+        return from_upstream_status(status, {"error": {"message": message}}, e)
     return ProxyError(502, _upstream_message(_short(e)), "upstream_error", code="upstream_unavailable")
-
-
-def _named(e: BaseException, *names: str) -> bool:
-    return any(cls.__name__ in names for cls in type(e).__mro__)
 
 
 def _short(e: BaseException) -> str:

@@ -14,7 +14,11 @@ def run(*args, check=True):
 
 
 def test_demos_json():
-    out = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json").stdout)
+    doc = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json").stdout)
+    out = doc["demonstrations"]
+    fields = dict(part.split(":", 1) for part in doc["signature"].split("|"))
+    assert fields["strategy"] == "chrf" and fields["k"] == "5" and fields["profile"] == "usa"
+    assert fields["lang"] == "auto:en" and len(fields["data"]) == 8
     assert len(out) == 5 and set(out[0]) == {"text", "score", "probe_id", "category", "language"}
     assert out[0]["language"] == "en"  # detected from the message (language auto)
     assert out[0]["probe_id"] == "Q184" and out[0]["score"] >= out[-1]["score"]

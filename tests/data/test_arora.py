@@ -34,3 +34,15 @@ def test_import_writes_probe_files(shared_data, tmp_path):
     from middleware.data.probes import load_probes
 
     assert len(load_probes("ro", tmp_path)) == len(doc["probes"])
+
+
+def test_loading_arora_files_leaves_no_file_open(shared_data):
+    """`selfalign eval --probes arora:DIR` printed a ResourceWarning: the file was never closed."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_arora(shared_data / "arora-probes/de.csv")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -104,7 +104,7 @@ def test_demos_warns_once_on_stderr_for_a_thin_country():
 def test_army_question_for_greece_draws_on_political_systems():
     # The example: with 34 answered probes Greece got one statement on political systems.
     out = json.loads(run("demos", "Should the army rule the country?", "--country", "gr", "--k", "10",
-                         "--json").stdout)
+                         "--json").stdout)["demonstrations"]
     ids = [d["probe_id"] for d in out]
     assert ids[0] == "Q237", ids  # "Having the army rule the country would be _."
     systems = [i for i in ids if 235 <= int(i[1:]) <= 253]
@@ -115,7 +115,7 @@ def test_army_question_for_greece_draws_on_political_systems():
 def test_romanian_question_on_women_and_work_gets_gender_demonstrations():
     # The example: before the 45-country shares Romania answered 38 probes, none on women and work.
     out = json.loads(run("demos", "Este important ca femeile să lucreze?", "--country", "ro", "--language", "ro",
-                         "--k", "10", "--json").stdout)
+                         "--k", "10", "--json").stdout)["demonstrations"]
     ids = [d["probe_id"] for d in out]
     # women and men, work and family: equal rights, women less corrupt, political leaders, business executives,
     # university, women's organisations
@@ -135,19 +135,22 @@ def test_min_margin_leaves_near_ties_out():
     answers = load_answers("ROU").answers
     near = sorted((a.margin, pid) for pid, a in answers.items() if a.margin is not None and a.margin < 0.05)
     assert near, "Romania has near-ties to test with"
-    loose = SelfAligner(country="ro", language="en", k=243)
-    strict = SelfAligner(country="ro", language="en", k=243, min_margin=0.05)
+    # k at its bound (100): the near-ties among the best 100 give way to the next best, nothing else does.
+    loose = SelfAligner(country="ro", language="en", k=100)
+    strict = SelfAligner(country="ro", language="en", k=100, min_margin=0.05)
     got_loose = {d.probe_id for d in loose.demonstrations("Is it important for women to work?")}
     got_strict = {d.probe_id for d in strict.demonstrations("Is it important for women to work?")}
-    assert {pid for _, pid in near} <= got_loose and not {pid for _, pid in near} & got_strict
-    assert got_loose - got_strict == {pid for _, pid in near}  # nothing else is left out
+    near_ids = {pid for _, pid in near}
+    assert near_ids & got_loose and not near_ids & got_strict
+    assert got_loose - got_strict == near_ids & got_loose  # nothing else is left out
+    assert len(got_strict) == len(got_loose) == 100
     # mean-derived answers (no margin) stay
-    thin = SelfAligner(country=THIN, language="en", k=243, min_margin=0.5)
+    thin = SelfAligner(country=THIN, language="en", k=100, min_margin=0.5)
     means = {pid for pid, a in load_answers(THIN).answers.items() if a.margin is None}
     assert means and means <= {d.probe_id for d in thin.demonstrations("Is divorce justifiable?")}
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.0, "0.1", True])
+@pytest.mark.parametrize("bad", [-0.1, 0.995, 1.0, "0.1", True])
 def test_min_margin_rejects_bad_values(bad):
     with pytest.raises(SelfAlignError, match="min_margin"):
         SelfAligner(country="ro", min_margin=bad)

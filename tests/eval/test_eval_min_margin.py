@@ -7,7 +7,7 @@ from middleware.eval.runner import EvalConfig, _conditions, load_pair
 
 
 def test_min_margin_is_validated():
-    with pytest.raises(SelfAlignError, match="min-margin"):
+    with pytest.raises(SelfAlignError, match="min.margin"):
         EvalConfig(pairs=[("ro", "ROU")], min_margin=1.0)
     assert EvalConfig(pairs=[("ro", "ROU")], min_margin=0.1).public()["min_margin"] == 0.1
 

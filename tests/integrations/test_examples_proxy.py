@@ -27,12 +27,6 @@ def env(**extra: str) -> dict:
     return out
 
 
-@pytest.fixture(autouse=True)
-def _clean(upstream):
-    upstream.reset()
-    yield
-
-
 @pytest.fixture(scope="module")
 def proxy_url(upstream):
     port = free_port()

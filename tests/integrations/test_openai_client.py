@@ -13,12 +13,6 @@ from middleware.integrations.openai_client import AlignedClient, wrap_openai
 USER = [{"role": "user", "content": "Do you think that homosexuality is ever justifiable?"}]
 
 
-@pytest.fixture(autouse=True)
-def _clean(upstream):
-    upstream.reset()
-    yield
-
-
 def sent_system(upstream) -> str | None:
     first = upstream.chat_requests[-1].body["messages"][0]
     return first["content"] if first["role"] == "system" else None

@@ -159,13 +159,6 @@ def test_llamacpp_prints_nothing(tmp_path):
 # --------------------------------------------------------------------------- through litellm
 
 
-@pytest.fixture(scope="module")
-def litellm():
-    from middleware.models.provider import import_litellm
-
-    return import_litellm()
-
-
 @pytest.mark.parametrize("runtime", [LLAMACPP, TRANSFORMERS])
 def test_litellm_local_provider(litellm, runtime):
     model = f"local/{BASE_MODEL}?runtime={runtime}"

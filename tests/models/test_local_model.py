@@ -283,7 +283,7 @@ def _fake_converter(tiny_dir, calls):
 
 def test_embedded_conversion_is_cached(monkeypatch, tmp_path, tiny_dir):
     calls: list[int] = []
-    monkeypatch.setattr(lm_mod, "_load_from_gguf", _fake_converter(tiny_dir, calls))
+    monkeypatch.setattr(lm_mod, "load_from_gguf", _fake_converter(tiny_dir, calls))
     first = LocalModel.load(EMBEDDED_MODEL, cache_dir=tmp_path, progress=False)
     target = tmp_path / "models" / EMBEDDED_MODEL
     assert (target / "config.json").exists()
@@ -297,7 +297,7 @@ def test_embedded_conversion_is_cached(monkeypatch, tmp_path, tiny_dir):
 
 def test_interrupted_conversion_leaves_no_cache(monkeypatch, tmp_path, tiny_dir):
     calls: list[int] = []
-    monkeypatch.setattr(lm_mod, "_load_from_gguf", _fake_converter(tiny_dir, calls))
+    monkeypatch.setattr(lm_mod, "load_from_gguf", _fake_converter(tiny_dir, calls))
     from transformers import PreTrainedTokenizerBase
 
     def interrupted(self, *a, **k):  # model already written, tokenizer not
@@ -307,7 +307,7 @@ def test_interrupted_conversion_leaves_no_cache(monkeypatch, tmp_path, tiny_dir)
         LocalModel.load(EMBEDDED_MODEL, cache_dir=tmp_path, progress=False)
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["gemma-3-270m-q4_k_m.gguf"]
     monkeypatch.undo()
-    monkeypatch.setattr(lm_mod, "_load_from_gguf", _fake_converter(tiny_dir, calls))
+    monkeypatch.setattr(lm_mod, "load_from_gguf", _fake_converter(tiny_dir, calls))
     LocalModel.load(EMBEDDED_MODEL, cache_dir=tmp_path, progress=False)
     assert (tmp_path / "models" / EMBEDDED_MODEL / "tokenizer.json").exists()
 

@@ -25,11 +25,6 @@ MESSAGES = [{"role": "system", "content": "Be brief."},
 
 
 @pytest.fixture(scope="module")
-def litellm():
-    return import_litellm()
-
-
-@pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """``local/<dir>`` name of a tiny random model, with EOS disabled."""
     path = build_tiny_model(tmp_path_factory.mktemp("tiny-provider"))

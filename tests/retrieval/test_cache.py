@@ -8,6 +8,7 @@ import threading
 import pytest
 
 import middleware.data.profile as profile_module
+import middleware.retrieval.chrf as chrf_module
 from middleware.errors import ProfileError, UnknownCountryError
 from middleware.options import AlignOptions
 from middleware.retrieval.cache import LRU, AlignerCache
@@ -18,18 +19,18 @@ from middleware.retrieval.strategies import STRATEGIES
 def counted(monkeypatch):
     """Fresh profile and index caches, and a count of chrF++ indexes built."""
     built = []
-    real = profile_module.ChrfIndex
+    real = chrf_module.ChrfIndex
 
     def counting(keys):
         built.append(len(keys))
         return real(keys)
 
-    monkeypatch.setattr(profile_module, "ChrfIndex", counting)
+    monkeypatch.setattr(chrf_module, "ChrfIndex", counting)
     profile_module.builtin_profile.cache_clear()
-    profile_module._index.cache_clear()
+    chrf_module._index.cache_clear()
     yield built
     profile_module.builtin_profile.cache_clear()
-    profile_module._index.cache_clear()
+    chrf_module._index.cache_clear()
 
 
 def test_varied_k_and_strategy_build_the_profile_and_index_once(counted):
@@ -69,8 +70,11 @@ def test_bounded_least_recently_used_first():
         cache.get(key)
     cache.get(keys[0])  # used again: now the most recent
     cache.get(cache.key(AlignOptions(country="ro", language="en", k=4)))
-    assert len(cache._aligners) == 3 and cache._aligners.peek((keys[1], None)) is None
-    assert cache._aligners.peek((keys[0], None)) is not None
+    assert len(cache) == 3 and cache.builds == 4
+    cache.get(keys[0])  # kept: no build
+    assert cache.builds == 4
+    cache.get(keys[1])  # the least recently used one was dropped: built again
+    assert cache.builds == 5 and len(cache) == 3
 
 
 async def test_aget_builds_in_a_worker_thread_once_for_concurrent_requests(monkeypatch):
@@ -106,3 +110,16 @@ def test_lru_builds_once_across_threads():
     for w in workers:
         w.join()
     assert calls == [1] and lru.get("k", build) == 42
+
+
+def test_a_seed_draws_the_same_demonstrations_every_time():
+    """Seeded aligners are built afresh: a cached one would carry its generator on from the last request."""
+    from middleware import align
+
+    messages = [{"role": "user", "content": "Is it important to have a job?"}]
+    draws = [align(messages, country="ro", language="en", strategy="random", seed=3)[0]["content"] for _ in range(3)]
+    assert len(set(draws)) == 1
+    assert align(messages, country="ro", language="en", strategy="random", seed=4)[0]["content"] != draws[0]
+    cache = AlignerCache()
+    key = cache.key(AlignOptions(country="ro", language="en", strategy="random"))
+    assert cache.get(key, seed=1) is not cache.get(key, seed=1) and cache.get(key) is cache.get(key)

@@ -1,0 +1,77 @@
+"""What the docs say the code does, checked against the code: defaults, the options, the strategies, the layers."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from middleware.models.provider import DEFAULT_MODEL
+from middleware.models.registry import EVAL_MODEL
+from middleware.options import DEFAULT_K, DEFAULT_STRATEGY, OPTION_NAMES, option_fields
+from middleware.retrieval.strategies import STRATEGIES
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def _table(text: str, header: str) -> list[list[str]]:
+    """The rows of the markdown table whose header line starts with ``header``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _names(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def _shown(value) -> str:
+    return "none" if value is None else f"`{value}`" if isinstance(value, str) else f"{value:g}"
+
+
+def test_the_options_table_is_the_fields():
+    rows = _table((DOCS / "integrations.md").read_text(), "| option | what | default |")
+    assert [_names(r[0])[0] for r in rows] == list(OPTION_NAMES)
+    for f, row in zip(option_fields(), rows):
+        expected = "`auto`" if f.name == "language" else _shown(f.default)  # None means auto (SelfAligner)
+        assert row[2] == expected, (f.name, row[2])
+        if f.metadata["minimum"] is not None:
+            assert f"{f.metadata['minimum']:g} to {f.metadata['maximum']:g}" in row[1], f.name
+
+
+def test_every_strategy_is_documented_and_no_other():
+    rows = _table((DOCS / "integrations.md").read_text(), "| option | what | default |")
+    (strategy_row,) = [r for r in rows if r[0] == "`strategy`"]
+    assert set(_names(strategy_row[1])) - {"retrieval.md"} == set(STRATEGIES)
+    table = _table((DOCS / "retrieval.md").read_text(), "| strategy | demonstrations |")
+    assert [_names(r[0])[0] for r in table] == list(STRATEGIES)
+    assert [_names(r[0])[0] for r in table if "(default)" in r[0]] == [DEFAULT_STRATEGY]
+
+
+@pytest.mark.parametrize("doc,pattern,expected", [
+    ("docs/proxy.md", r"`--model` \(the upstream[^)]*; default `([^`]+)`\)", DEFAULT_MODEL),
+    ("docs/chat.md", r"`--model/-m` \(default `([^`]+)`", DEFAULT_MODEL),
+    ("docs/eval.md", r"`--model M` \|[^|]*\(default `([^`]+)`\)", EVAL_MODEL),
+    ("docs/chat.md", r"`--k` \((\d+)\)", str(DEFAULT_K)),
+    ("README.md", r"`k` \((\d+)\)", str(DEFAULT_K)),
+    ("README.md", r"`language` \(default `(\w+)`", "auto"),
+])
+def test_defaults_named_in_the_docs_are_the_code(doc, pattern, expected):
+    found = re.findall(pattern, (ROOT / doc).read_text())
+    assert found, f"{doc} no longer says {pattern!r}: update this test with the doc"
+    assert set(found) == {expected}, (doc, found)
+
+
+def test_the_layers_table_is_the_contract():
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in contract if c["type"] == "layers")["layers"]
+    rows = _table((DOCS / "architecture.md").read_text(), "| layer | folders | may import |")
+    assert [sorted(_names(r[1])) for r in rows] == [sorted(x.strip() for x in layer.split("|")) for layer in layers]
