@@ -101,7 +101,7 @@ def browser(tmp_path_factory):
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900}, color_scheme="light")
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 800}, color_scheme="light")
         context.set_default_timeout(30_000)
         yield context
         context.close()

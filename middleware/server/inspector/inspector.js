@@ -338,7 +338,7 @@
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const parts = [`${seconds} s`];
       if (injected !== null) parts.push(`${injected} demonstration${injected === "1" ? "" : "s"} injected`);
-      if (finish) parts.push(`finish: ${finish}`);
+      if (finish) parts.push(finish === "length" ? "stopped at max tokens" : `finish: ${finish}`);
       if (!done) parts.push("stream ended without [DONE]");
       meta.textContent = "done · " + parts.join(" · ");
     } catch (e) {
