@@ -11,12 +11,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
 
+from fake_upstream import Fault
 from processes import free_port, stop, wait_ready
 from middleware.errors import ConfigError
 from middleware.retrieval.strategies import STRATEGIES
@@ -254,6 +256,22 @@ def test_relevance_is_shown_when_the_proxy_reports_it(page, fake_serve):
     page.wait_for_selector("#relevance:not([hidden])")
     assert page.text_content("#relevance") == ("injected: no — <b>not</b> about values, "
                                                "score 0.123 vs threshold 0.350")
+
+
+def test_stop_cancels_the_upstream_call(page, upstream, fake_serve):
+    upstream.reset()
+    upstream.fail_next(Fault(chunk_delay=0.5))  # a slow stream, still going when Stop is pressed
+    page.goto(fake_serve + "/")
+    ask(page, "Should people obey the law?", target="country:ROU")
+    page.locator("#aligned .text", has_text="Hello").wait_for()
+    page.click("#stop")
+    page.locator("#aligned .meta", has_text="stopped").wait_for()
+    assert page.is_disabled("#stop")
+    deadline = time.monotonic() + 10
+    while upstream.cancelled < 1 and time.monotonic() < deadline:  # the proxy hung up on the upstream too
+        time.sleep(0.05)
+    assert upstream.cancelled == 1
+    assert len(page.text_content("#aligned .text")) < len("Hello from the fake upstream, one word at a time.")
 
 
 def test_a_configured_key_is_asked_for_and_kept_out_of_urls(page, upstream):

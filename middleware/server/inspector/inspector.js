@@ -210,7 +210,7 @@
 
     const work = [
       postJSON("/v1/selfalign/demonstrations", { text, model, selfalign }, ctl.signal)
-        .then(showDemonstrations, (e) => demonstrationsFailed(e)),
+        .then((d) => { if (!ctl.signal.aborted) showDemonstrations(d); }, demonstrationsFailed),
       stream($("aligned"), { ...base, selfalign }, ctl.signal),
     ];
     if (compare) work.push(stream($("unaligned"), { ...base, selfalign: { country: "none" } }, ctl.signal));
@@ -294,10 +294,16 @@
     meta.textContent = "waiting for the model…";
     meta.classList.remove("error");
     panel.classList.add("busy");
+    panel.owner = signal; // a newer question takes the panel over: this one must not write to it any more
+    const mine = () => panel.owner === signal;
     const started = performance.now();
     let finish = null;
     let injected = null;
-    const fail = (text) => { meta.textContent = text; meta.classList.add("error"); };
+    const fail = (text) => {
+      if (!mine()) return;
+      meta.textContent = text;
+      meta.classList.add("error");
+    };
     try {
       const res = await fetch("/v1/chat/completions", {
         method: "POST", headers: headers(true), body: JSON.stringify(body), signal });
@@ -345,7 +351,7 @@
       if (e.name === "AbortError") fail("stopped");
       else fail(`error: ${e.message}`);
     } finally {
-      panel.classList.remove("busy");
+      if (mine()) panel.classList.remove("busy");
     }
   }
 
