@@ -53,6 +53,8 @@ def register(app: typer.Typer) -> None:
                                               "directly, litellm for the rest), litellm, or passthrough."),
         workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Server processes sharing the port "
                                               "\\[default: 1]; about one per free CPU core."),
+        no_ui: bool = typer.Option(False, "--no-ui", help="Do not serve the web inspector at / (it shows what "
+                                   "is injected and streams the answer)."),
         log_content: bool = typer.Option(False, "--log-content", help="Also log message text (off: only "
                                          "models, countries, counts and timings are logged)."),
         log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info, warning, error "
@@ -78,7 +80,7 @@ def register(app: typer.Typer) -> None:
                                      body_timeout=body_timeout, allowed_hosts=allowed_host or None,
                                      cors_origins=cors_origin or None, forward=forward, workers=workers,
                                      log_level=log_level and log_level.lower(),
-                                     log_content=True if log_content else None)
+                                     log_content=True if log_content else None, ui=False if no_ui else None)
         os.environ.pop("SELFALIGN_API_KEY", None)  # read; worker processes need not inherit it
         configure_logging(config.log_level)
         if config.country:

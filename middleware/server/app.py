@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SelfAlignError
-from . import guard
+from . import guard, inspector
 from ._json import MAX_DEPTH, JSONDecodeError, dumps, loads, too_deep
 from .config import ServerConfig
 from .errors import ProxyError, bad_request, error_body, from_selfalign
@@ -417,6 +417,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
              response_class=Response, responses={401: ERROR_RESPONSES[401]})
     async def profiles(request: Request) -> Response:
         return proxy.profiles_listing(request)
+
+    inspector.install(app, proxy)  # the web page at / (unless --no-ui) and the options listing it reads
 
     @app.get("/health/liveness", summary="The process is up")
     async def liveness() -> dict:

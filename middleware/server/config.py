@@ -10,6 +10,7 @@ A config file (``selfalign serve --config FILE``)::
     stream_idle_timeout: 600           # seconds between two stream events (default: timeout)
     allowed_hosts: [proxy.internal]    # Host names accepted besides the listening address and localhost
     cors_origins: [https://app.example]  # web pages that may call the proxy from a browser
+    ui: false                          # no web inspector at / (default: served)
     models:                            # with a list, requests must name one of these (or an alias)
       - name: gpt-4o-mini              # what clients send as "model"
         model: openai/gpt-4o-mini
@@ -132,6 +133,8 @@ class ServerConfig(AlignOptions):
     """Host header names accepted besides the listening address and the localhost names ('*': any)."""
     cors_origins: tuple[str, ...] = ()
     """Origins (scheme://host[:port]) whose web pages may call the proxy ('*': any); others get 403."""
+    ui: bool = True
+    """Serve the web inspector at ``/`` (False: 404 there)."""
 
     def __post_init__(self) -> None:
         try:
@@ -146,6 +149,8 @@ class ServerConfig(AlignOptions):
             raise ConfigError("max_body_bytes must be an integer of at least 1024", param="max_body_bytes")
         if not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
             raise ConfigError("timeout must be a positive number of seconds", param="timeout")
+        if not isinstance(self.ui, bool):
+            raise ConfigError("ui must be true or false", param="ui")
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
             raise ConfigError("workers must be a positive integer", param="workers")
         names = {m.name for m in self.models}
