@@ -33,6 +33,7 @@ from .answers import SOURCE_PRIORITY, CountryAnswer, CountryAnswers
 from .countries import resolve_country
 from ..errors import InputError, UnknownCountryError
 from .probes import Probe
+from .collapse import collapse
 from .respondent_shares import (DEFAULT_WEIGHTING, RESPONDENT_SHARES_FILE, RespondentShares, from_respondent_shares,
                                 off_scale, read_respondent_shares, source_name)
 
@@ -42,19 +43,6 @@ __all__ = ["collapse", "from_shares", "from_means", "from_goqa", "from_wvs_csv",
            "SHARES_FILES", "MIN_LABEL_FIT", "MIN_MEAN_DISTANCE"]
 
 Answers = dict[str, dict[str, CountryAnswer]]  # alpha3 -> probe id -> answer
-
-
-def collapse(probe: Probe, code_shares: Mapping[int, float], source: str, n: float | None = None) -> CountryAnswer | None:
-    """Collapse a distribution over WVS codes into the probe's two options (None if no majority)."""
-    if probe.codes is None:
-        return None
-    s = [sum(code_shares.get(c, 0.0) for c in group) for group in probe.codes]
-    total = s[0] + s[1]
-    if total <= 0 or s[0] == s[1]:
-        return None
-    shares = (s[0] / total, s[1] / total)
-    return CountryAnswer(majority=0 if s[0] > s[1] else 1, shares=shares, source=source, rule=probe.rule(),
-                         n=None if n is None else round(n * total, 3))
 
 
 def _with_codes(probes: Iterable[Probe]) -> list[Probe]:

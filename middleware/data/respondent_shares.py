@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .answers import CountryAnswer
+from .collapse import collapse
 from .countries import resolve_country
 from ..errors import InputError
 from .probes import Probe
@@ -99,8 +100,6 @@ def off_scale(data: RespondentShares, scales: Mapping[str, set[int]]) -> list[tu
 def from_respondent_shares(data: RespondentShares, probes: Iterable[Probe],
                            skip: Iterable[tuple[str, str]] = ()) -> Answers:
     """Each probe collapsed from the country's shares; ``skip`` holds (country, question) left unanswered."""
-    from .build import collapse
-
     skip = set(skip)
     source = source_name(data.weighting)
     out: Answers = {}
