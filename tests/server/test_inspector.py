@@ -303,7 +303,7 @@ def test_a_configured_key_is_asked_for_and_kept_out_of_urls(page, upstream):
 
 
 @pytest.mark.slow
-def test_embedded_model_answers_aligned_and_unaligned(page):
+def test_embedded_model_answers_aligned_and_unaligned(page, tmp_path):
     """The README's setup: the proxy in front of the embedded SmolLM2; the screenshot for docs/proxy.md."""
     message = "Is it important for women to work?"
     with serve("--country", "ro", ready_s=300) as url:
@@ -321,7 +321,9 @@ def test_embedded_model_answers_aligned_and_unaligned(page):
         assert "3 demonstrations injected" in page.text_content("#aligned .meta")
         assert "0 demonstrations injected" in page.text_content("#unaligned .meta")
         page.click("#system-details summary")
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # The docs' picture is refreshed on request only, so that a test run leaves the checkout clean.
+        shot = SCREENSHOT if os.environ.get("SELFALIGN_UPDATE_DOCS") == "1" else tmp_path / "inspector.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "img/inspector.png" in (ROOT / "docs" / "proxy.md").read_text(encoding="utf-8")
