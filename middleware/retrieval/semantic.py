@@ -12,7 +12,7 @@ window, all of it, so its cost grew with the message (about 1 ms per character, 
 sentence-transformers does with e5), after runs of combining marks are capped and the text is cut to
 :data:`MAX_CHARS` characters, so that tokenising a pathological message is cheap too. Each thread has
 its own model handle (the weights are one shared memory map), so concurrent embeddings do not wait for
-each other.
+each other, and embedding threads run at a lower CPU priority than the rest of the process.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import os
 import tempfile
 import threading
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -42,6 +43,13 @@ MAX_MARKS = 4
 """Combining marks kept after one base character (Vietnamese and Indic scripts use up to about three)."""
 EMBED_THREADS = max(1, (os.cpu_count() or 1) // 2)
 """OpenMP threads one embedding may use."""
+EMBED_WORKERS = max(2, os.cpu_count() or 1)
+"""Embeddings computed at once (each in a thread of its own, with a model handle of its own)."""
+EMBED_NICE = 5
+"""How much lower the embedding threads' CPU priority is (Linux nice; 5: about a third of a normal thread's share)."""
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+T = TypeVar("T")
 _build_lock = threading.Lock()  # statement embeddings are built once; queries never take it
 _local = threading.local()
 _memory: dict[str, np.ndarray] = {}
@@ -103,8 +111,30 @@ def bounded_query(text: str) -> str:
 
 
 def embed_query(text: str) -> np.ndarray:
-    """L2-normalised embedding (384 floats) of a chat message (:func:`bounded_query` of it), e5's ``query:`` side."""
-    return _embed_query(bounded_query(text))
+    """L2-normalised embedding (384 floats) of a chat message (:func:`bounded_query` of it), e5's ``query:`` side.
+
+    Computed in an embedding thread of lower CPU priority (:data:`EMBED_NICE`), so that a long message
+    yields the CPU to cheap requests (chrF++ retrieval, the event loop) rather than sharing it evenly.
+    """
+    return _in_background(lambda: _embed_query(bounded_query(text)))
+
+
+def _in_background(work: Callable[[], T]) -> T:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=EMBED_WORKERS, thread_name_prefix="selfalign-embed",
+                                           initializer=_lower_priority)
+    return _pool.submit(work).result()
+
+
+def _lower_priority() -> None:
+    try:  # Linux: the nice value is per thread
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + EMBED_NICE))
+    except (AttributeError, OSError):  # no setpriority (Windows) or not allowed: normal priority
+        pass
 
 
 @lru_cache(maxsize=256)
@@ -135,7 +165,8 @@ def statement_embeddings(keys: Sequence[str]) -> np.ndarray:
         except (OSError, ValueError):
             found = None
         if found is None:
-            found = np.asarray(_model().passage(list(keys)), dtype=np.float32).reshape(len(keys), -1)
+            found = _in_background(lambda: np.asarray(_model().passage(list(keys)), dtype=np.float32))
+            found = found.reshape(len(keys), -1)
             _write_atomic(path, found)
         _memory[name] = found
         return found

@@ -49,19 +49,21 @@ def _check_values(obj: Any) -> None:
     :func:`loads`): "\\udfff" decodes to a lone surrogate the embedder cannot encode, and ``1e999`` to
     ``inf``, which would reach the upstream as ``Infinity`` (not JSON) or ``null``. Iterative, like :func:`too_deep`.
     """
-    todo: list[tuple[str, Any]] = [("", obj)]
+    todo: list[tuple[str, Any]] = [("", obj)]  # a stack: children pushed last-first, so the first bad value wins
     while todo:
         path, node = todo.pop()
         kind = type(node)
         if kind is dict:
+            children = []
             for key, value in node.items():
                 where = f"{path}.{key}" if path else str(key)
                 if _SURROGATE.search(key):
                     raise InvalidValue(_escape_path(where), "a field name holds a lone UTF-16 surrogate (\\ud800-"
                                                             "\\udfff without its pair): send valid Unicode")
-                todo.append((where, value))
+                children.append((where, value))
+            todo.extend(reversed(children))
         elif kind is list:
-            todo.extend((f"{path}[{i}]", value) for i, value in enumerate(node))
+            todo.extend((f"{path}[{i}]", node[i]) for i in range(len(node) - 1, -1, -1))
         elif kind is str:
             if _SURROGATE.search(node):
                 raise InvalidValue(_escape_path(path), "holds a lone UTF-16 surrogate (\\ud800-\\udfff without its "

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from fastapi import Request
 
 from ._json import MAX_DEPTH, InvalidValue, JSONDecodeError, loads, too_deep
-from ._text import clip
+from ._text import ECHO_CHARS, clip
 from .config import ServerConfig
 from .errors import ProxyError, bad_request
 
@@ -25,9 +25,9 @@ MAX_HEADER_BYTES = 8192
 """Largest single header value (uvicorn's parser sets no limit; 431 above it)."""
 MAX_HEADERS_BYTES = 65536
 """Largest total of all header names and values of a request."""
-MAX_CHOICE_CHARS = 100
-"""Longest country, language, profile, strategy or field name a request may choose by (the longest country
-name is about 50 characters); longer values are refused before they are looked up or echoed."""
+MAX_CHOICE_CHARS = ECHO_CHARS
+"""Longest country, language, profile, strategy or field name a request may choose by (the longest English
+country name has 52 characters); longer values are refused before they are looked up or echoed."""
 
 
 def authorize(key: bytes | None, request: Request) -> None:

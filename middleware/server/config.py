@@ -11,7 +11,7 @@ A config file (``selfalign serve --config FILE``)::
     allowed_hosts: [proxy.internal]    # Host names accepted besides the listening address and localhost
     cors_origins: [https://app.example]  # web pages that may call the proxy from a browser
     api_key_file: ./proxy.key          # the key clients must send (a file of its own, mode 0600)
-    align_budget: 10                   # seconds one message's alignment may take (then 413)
+    align_budget: 20                   # seconds one message's alignment may take (then 413)
     models:                            # with a list, requests must name one of these (or an alias)
       - name: gpt-4o-mini              # what clients send as "model"
         model: openai/gpt-4o-mini
@@ -138,7 +138,7 @@ class ServerConfig(AlignOptions):
     """A file whose content (stripped) is ``api_key``: keeps the key out of command lines and environments."""
     align_workers: int | None = None
     """Threads that align messages (language, retrieval, embeddings); None: twice the cores, at least 4."""
-    align_budget: float = 10.0
+    align_budget: float = 20.0
     """Seconds one message's alignment may take once started; longer: 413 for that request only."""
 
     def __post_init__(self) -> None:

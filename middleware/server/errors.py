@@ -146,12 +146,14 @@ def _short(e: BaseException) -> str:
 log = logging.getLogger("selfalign.server")
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\b[\w-]+(?:\.[\w-]+)+|\b[\w-]*[A-Za-z][\w-]*):\d{1,5}\b")
+_ADDRESS_TUPLE = re.compile(r"\('[^']*'(?:, \d+)+\)")
 _IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 
 
 def scrub_address(text: str) -> str:
     """``text`` without URLs, host:port pairs and IP addresses: where the upstream lives is the operator's
     business, not every client's (the 502 says what failed; the log says where)."""
+    text = _ADDRESS_TUPLE.sub("<upstream>", text)  # Python's ('127.0.0.1', 8000) form
     text = _URL.sub("<upstream>", text)
     text = _HOST_PORT.sub("<upstream>", text)
     return _IPV4.sub("<upstream>", text)
