@@ -137,7 +137,7 @@ class ServerConfig(AlignOptions):
     api_key_file: Path | None = None
     """A file whose content (stripped) is ``api_key``: keeps the key out of command lines and environments."""
     align_workers: int | None = None
-    """Threads that align messages (language, retrieval, embeddings); None: twice the cores, at least 4."""
+    """Threads that align messages (language, retrieval, embeddings); None: 8 per core, at least 32."""
     align_budget: float = 20.0
     """Seconds one message's alignment may take once started; longer: 413 for that request only."""
 

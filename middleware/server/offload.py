@@ -28,8 +28,9 @@ T = TypeVar("T")
 
 
 def default_workers() -> int:
-    """Enough threads that a few expensive messages leave workers free for cheap ones."""
-    return max(4, 2 * (os.cpu_count() or 1))
+    """Enough threads that expensive messages, which mostly wait for an embedding thread (a pool of its own,
+    one per core, see :mod:`middleware.retrieval.semantic`), leave workers free for cheap ones."""
+    return max(32, 8 * (os.cpu_count() or 1))
 
 
 class AlignWorkers:
