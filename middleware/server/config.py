@@ -11,6 +11,8 @@ A config file (``selfalign serve --config FILE``)::
     allowed_hosts: [proxy.internal]    # Host names accepted besides the listening address and localhost
     cors_origins: [https://app.example]  # web pages that may call the proxy from a browser
     ui: false                          # no web inspector at / (default: served)
+    api_key_file: ./proxy.key          # the key clients must send (a file of its own, mode 0600)
+    align_budget: 20                   # seconds one message's alignment may take (then 413)
     models:                            # with a list, requests must name one of these (or an alias)
       - name: gpt-4o-mini              # what clients send as "model"
         model: openai/gpt-4o-mini
@@ -135,6 +137,12 @@ class ServerConfig(AlignOptions):
     """Origins (scheme://host[:port]) whose web pages may call the proxy ('*': any); others get 403."""
     ui: bool = True
     """Serve the web inspector at ``/`` (False: 404 there)."""
+    api_key_file: Path | None = None
+    """A file whose content (stripped) is ``api_key``: keeps the key out of command lines and environments."""
+    align_workers: int | None = None
+    """Threads that align messages (language, retrieval, embeddings); None: 8 per core, at least 32."""
+    align_budget: float = 20.0
+    """Seconds one message's alignment may take once started; longer: 413 for that request only."""
 
     def __post_init__(self) -> None:
         try:
@@ -142,6 +150,7 @@ class ServerConfig(AlignOptions):
         except SelfAlignError as e:
             raise ConfigError(str(e), param=e.param) from None
         self._check_hardening()
+        self._read_key_file()
         if self.forward not in FORWARD_MODES:
             raise ConfigError(f"forward must be one of {', '.join(FORWARD_MODES)}, got {self.forward!r}",
                               param="forward")
@@ -166,12 +175,25 @@ class ServerConfig(AlignOptions):
             if not all(isinstance(v, str) and v.strip() for v in value):
                 raise ConfigError(f"{name} must be a list of non-empty strings", param=name)
             object.__setattr__(self, name, tuple(v.strip() for v in value))  # lists from YAML/JSON
-        for name in ("stream_idle_timeout", "body_timeout"):
+        workers = self.align_workers
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ConfigError("align_workers must be a positive integer", param="align_workers")
+        for name in ("stream_idle_timeout", "body_timeout", "align_budget"):
             value = getattr(self, name)
             if value is None and name == "stream_idle_timeout":
                 continue
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
                 raise ConfigError(f"{name} must be a positive number of seconds", param=name)
+
+    def _read_key_file(self) -> None:
+        if self.api_key_file is None:
+            return
+        path = Path(self.api_key_file)
+        if self.api_key is not None and self.api_key != _read_key(path):
+            raise ConfigError("give the API key once: --api-key (or $SELFALIGN_API_KEY) or --api-key-file",
+                              param="api_key_file")
+        object.__setattr__(self, "api_key_file", path)
+        object.__setattr__(self, "api_key", _read_key(path))
 
     @property
     def idle_timeout(self) -> float:
@@ -209,6 +231,7 @@ class ServerConfig(AlignOptions):
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["models"] = [{f.name: getattr(m, f.name) for f in fields(Upstream)} for m in self.models]
         data["profiles"] = {name: str(path) for name, path in self.profiles.items()}
+        data["api_key_file"] = None  # the key itself is in the file handed over (mode 0600)
         return json.dumps(data)
 
     @classmethod
@@ -225,6 +248,18 @@ class ServerConfig(AlignOptions):
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _read_key(path: Path) -> str:
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"api_key_file {path}: cannot read it: {getattr(e, 'strerror', None) or e}",
+                          param="api_key_file") from None
+    if not key or any(ch.isspace() for ch in key):
+        raise ConfigError(f"api_key_file {path}: the file must hold one key (no spaces inside), not "
+                          f"{'nothing' if not key else 'several words'}", param="api_key_file")
+    return key
+
+
 def _is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
@@ -234,7 +269,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-# The proxy's own key stays out of files: --api-key or $SELFALIGN_API_KEY only.
+# The proxy's own key is never written in the config file itself; api_key_file names a file holding it.
 _TOP_KEYS = {f.name for f in fields(ServerConfig)} - {"api_key"}
 _MODEL_KEYS = {"name", "model", "api_base", "api_key", "forward", "params"}
 
@@ -281,6 +316,8 @@ def load_config(path: str | Path) -> ServerConfig:
     kw["models"] = tuple(models)
     kw["aliases"] = {str(a): str(t) for a, t in aliases.items()}
     kw["profiles"] = {str(n): (path.parent / str(p)).resolve() for n, p in profiles.items()}
+    if kw.get("api_key_file") is not None:
+        kw["api_key_file"] = (path.parent / str(kw["api_key_file"])).resolve()
     try:
         return ServerConfig(**kw)
     except TypeError as e:

@@ -7,17 +7,29 @@ retry; so every failure, ours or the upstream's, ends up as a :class:`ProxyError
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 from typing import Any
 
 from ..errors import ModelError, PluginError, ProxyError, SelfAlignError
 from ..models.provider_errors import carries_answer, is_timeout, retry_after
 from ._json import dumps
+from ._text import printable
 
 __all__ = ["ProxyError", "bad_request", "error_body", "from_selfalign", "from_upstream_status",
-           "from_exception", "sse_error"]
+           "from_exception", "sse_error", "scrub_address", "MAX_MESSAGE_CHARS"]
+
+MAX_MESSAGE_CHARS = 2000
+"""Longest error message answered: long enough for the list of valid countries, short enough that no
+request can turn an echo into an amplifier."""
 
 
 def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + "…"
+    if param is not None and len(param) > 200:
+        param = param[:200] + "…"
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
@@ -32,7 +44,7 @@ def from_selfalign(e: SelfAlignError) -> ProxyError:
     if isinstance(e, PluginError):  # the server's installation is broken, not the request
         return ProxyError(500, str(e), "server_error", param=e.param, code="plugin_error")
     if isinstance(e, ModelError):
-        return ProxyError(502, _upstream_message(str(e)), "upstream_error", code="upstream_unavailable")
+        return ProxyError(502, _upstream_message(scrub_address(str(e))), "upstream_error", code="upstream_unavailable")
     # The messages of UnknownCountryError & co. already list the valid values.
     return ProxyError(400, str(e), param=getattr(e, "param", None), code=f"invalid_{e.param}" if e.param else None)
 
@@ -99,5 +111,24 @@ def from_exception(e: BaseException) -> ProxyError:
 
 def _short(e: BaseException) -> str:
     # Upstream messages can be long and can echo request data; the class and first line suffice.
+    # The full line (with the upstream's address) goes to the proxy's log, never to the client.
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
+    if text:
+        log.warning("upstream call failed: %s: %s", type(e).__name__, printable(text, 500))
+    return f"{type(e).__name__}: {scrub_address(text[:300])}" if text else type(e).__name__
+
+
+log = logging.getLogger("selfalign.server")
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|\b[\w-]+(?:\.[\w-]+)+|\b[\w-]*[A-Za-z][\w-]*):\d{1,5}\b")
+_ADDRESS_TUPLE = re.compile(r"\('[^']*'(?:, \d+)+\)")
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
+
+
+def scrub_address(text: str) -> str:
+    """``text`` without URLs, host:port pairs and IP addresses: where the upstream lives is the operator's
+    business, not every client's (the 502 says what failed; the log says where)."""
+    text = _ADDRESS_TUPLE.sub("<upstream>", text)  # Python's ('127.0.0.1', 8000) form
+    text = _URL.sub("<upstream>", text)
+    text = _HOST_PORT.sub("<upstream>", text)
+    return _IPV4.sub("<upstream>", text)

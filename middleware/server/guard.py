@@ -17,6 +17,8 @@ import logging
 from typing import Any, Callable
 
 from ._json import dumps
+from ._text import clip, printable
+from .access import header_problem
 from .config import ServerConfig
 from .errors import error_body
 
@@ -67,6 +69,12 @@ class HostOriginGuard:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        too_big = header_problem(scope["headers"])
+        if too_big is not None:
+            # uvicorn's parser takes headers of any size; without this a 4 MB header reaches the app.
+            log.info("%s %s -> 431 %s", scope["method"], printable(scope["path"], 200), too_big[0])
+            return await _send_json(send, 431, error_body(too_big[0], "invalid_request_error", too_big[1],
+                                                          "header_too_large"))
         host = origin = None
         for name, value in scope["headers"]:
             if name == b"host":
@@ -76,14 +84,15 @@ class HostOriginGuard:
         problem = self._refusal(host, origin)
         if problem is None:
             return await self.app(scope, receive, send)
-        log.info("%s %s -> 403 %s", scope["method"], scope["path"], problem[0])
+        # The path is percent-decoded client text: escaped, so a %0a cannot start a forged log line.
+        log.info("%s %s -> 403 %s", scope["method"], printable(scope["path"], 200), printable(problem[0]))
         await _send_json(send, 403, error_body(problem[0], "invalid_request_error", problem[1], problem[2]))
 
     def _refusal(self, host: str | None, origin: str | None) -> tuple[str, str, str] | None:
         if host is not None and self.hosts is not None:
             name = _hostname(host)
             if name not in self.hosts and not _is_loopback_ip(name):
-                return (f"Host {host[:100]!r} is not a name this proxy answers to ({', '.join(sorted(self.hosts))}"
+                return (f"Host {clip(host)} is not a name this proxy answers to ({', '.join(sorted(self.hosts))}"
                         f"): add it with --allowed-host if it is yours", "host", "host_not_allowed")
         if origin is None or self.any_origin:
             return None
@@ -91,7 +100,7 @@ class HostOriginGuard:
         same_origin = host is not None and origin_l.partition("://")[2] == host.strip().lower()
         if same_origin or origin_l in self.origins:
             return None
-        return (f"cross-origin request from {origin[:100]!r} refused: web pages may call this proxy only from "
+        return (f"cross-origin request from {clip(origin)} refused: web pages may call this proxy only from "
                 f"origins allowed with --cors-origin", "origin", "origin_not_allowed")
 
 

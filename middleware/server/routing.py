@@ -15,6 +15,7 @@ from ..data.coverage import coverage_warning_once
 from ..options import AlignOptions, merge, parse, parse_headers
 from ..retrieval.cache import AlignerCache
 from .config import ServerConfig, Upstream
+from ._text import clip
 from .errors import ProxyError
 
 __all__ = ["ModelRouter", "align_key", "split_model_suffix"]
@@ -74,6 +75,6 @@ class ModelRouter:
             return self._by_name.get(self.names[0]) or self.default
         up = self._by_name.get(model)
         if up is None:
-            raise ProxyError(404, f"unknown model {model!r}: this proxy serves {', '.join(self.names)}",
+            raise ProxyError(404, f"unknown model {clip(model)}: this proxy serves {', '.join(self.names)}",
                              param="model", code="model_not_found")
         return up

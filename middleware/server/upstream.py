@@ -82,7 +82,7 @@ class Relay:
                     payload = await r.read()
                     if r.status >= 300:
                         raise _refused(r, payload)
-                    return payload
+                    return _checked(r, payload)
         except (ProxyError, asyncio.CancelledError):
             raise
         except Exception as e:  # connection refused/reset, connect timeout, bad chunked encoding
@@ -177,6 +177,21 @@ def _event_end(buf: bytes) -> int:
 
 def _timed_out(detail: str) -> ProxyError:
     return ProxyError(504, f"upstream timed out: {detail}", "timeout_error", code="upstream_timeout")
+
+
+def _checked(r: Any, payload: bytes) -> bytes:
+    """``payload`` when it is a JSON object, else a 502: a client SDK fed an HTML error page or half a body
+    with status 200 raises a decoding error of its own, which it neither reports nor retries like an API error."""
+    try:
+        ok = isinstance(loads(payload), dict)
+    except Exception:
+        ok = False
+    if not ok:
+        ctype = r.headers.get("Content-Type") or "none"
+        raise ProxyError(502, f"upstream error: it answered {r.status} with a body that is not a JSON object "
+                              f"(Content-Type {ctype[:100]!r}, {len(payload)} bytes)", "upstream_error",
+                         code="upstream_invalid_response")
+    return payload
 
 
 def _refused(r: Any, payload: bytes) -> ProxyError:

@@ -15,10 +15,7 @@ import pytest
 from middleware.models.local_model import get_local_model
 from middleware.models.provider import DEFAULT_MODEL, EVAL_MODEL, PROVIDER, import_litellm
 
-try:
-    from test_local_model import build_tiny_model
-except ImportError:  # tests/ collected as a package
-    from tests.test_local_model import build_tiny_model
+from .test_local_model import build_tiny_model
 
 MESSAGES = [{"role": "system", "content": "Be brief."},
             {"role": "user", "content": [{"type": "text", "text": "Tell me a story."}]}]

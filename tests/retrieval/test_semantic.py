@@ -67,13 +67,13 @@ def test_statement_embeddings_are_cached_on_disk_and_reused(tmp_path, monkeypatc
 
 def test_a_message_is_embedded_once_per_request(monkeypatch):
     calls = []
-    real = semantic.embed_query.__wrapped__
+    real = semantic._embed_query.__wrapped__  # the model call, after bounded_query
 
     def counting(text):
         calls.append(text)
         return real(text)
 
-    monkeypatch.setattr(semantic, "embed_query", semantic.lru_cache(maxsize=8)(counting))
+    monkeypatch.setattr(semantic, "_embed_query", semantic.lru_cache(maxsize=8)(counting))
     aligner = SelfAligner(country="ro", strategy="hybrid")
     aligner.align([{"role": "user", "content": "Est-ce que l'avortement peut être justifié ?"}])
     assert calls == ["Est-ce que l'avortement peut être justifié ?"]
@@ -85,3 +85,20 @@ def test_cultural_prompting_strategies():
     assert only == CULTURAL_PROMPT.format(country="Romania")
     both = SelfAligner(country="ro", language="en", strategy="cultural+chrf").align(msgs)[0]["content"]
     assert both.startswith(CULTURAL_PROMPT.format(country="Romania")) and "- Divorce is" in both
+
+
+_ACCENTS = "a" + "\u0301" * 20_000  # 40 KB of UTF-8: one letter and 20,000 combining accents
+_FRENCH = ("Je pense que les femmes devraient pouvoir travailler autant que les hommes, et que l'État doit "
+           "garantir l'égalité des salaires dans toutes les entreprises du pays. ") * 100
+
+
+def test_what_is_embedded_is_bounded():
+    # 20,000 combining accents embed like four; a long message like its first MAX_TOKENS tokens.
+    assert semantic.bounded_query(_ACCENTS) == "a" + "\u0301" * semantic.MAX_MARKS
+    assert (semantic.embed_query(_ACCENTS) == semantic.embed_query("a" + "\u0301" * semantic.MAX_MARKS)).all()
+    cut = semantic.bounded_query(_FRENCH)
+    assert _FRENCH.startswith(cut) and semantic.MAX_TOKENS - 20 < semantic._model().token_count(cut, True) \
+        <= semantic.MAX_TOKENS
+    assert (semantic.embed_query(_FRENCH) == semantic.embed_query(cut)).all()
+    # Scripts that stack a few marks keep them all.
+    assert semantic.bounded_query("Tiếng Việt, हिन्दी") == "Tiếng Việt, हिन्दी"

@@ -18,12 +18,6 @@ QUESTION = "Should women have the same right to a job as men when jobs are scarc
 USER = [{"role": "user", "content": QUESTION}]
 
 
-@pytest.fixture(autouse=True)
-def _clean(upstream):
-    upstream.reset()
-    yield
-
-
 @pytest.fixture(scope="module")
 def proxy(upstream):
     config = ServerConfig(model="openai/fake", api_base=upstream.url, country="ro", language="en", port=0,

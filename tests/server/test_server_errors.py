@@ -11,22 +11,12 @@ import pytest
 
 from fake_upstream import Fault
 from middleware.server import ServerConfig, ServerThread
+from .server_testing import BODY, USER, assert_openai_error, make_config
 
-USER = [{"role": "user", "content": "Is it justifiable to avoid paying a fare on public transport?"}]
-BODY = {"model": "m", "messages": USER}
-
-
-@pytest.fixture(autouse=True)
-def _clean(upstream):
-    upstream.reset()
-    yield
 
 
 def _config(upstream, **kw) -> ServerConfig:
-    base = dict(model="openai/fake", api_base=upstream.url, country="ro", language="en", port=0, log_level="warning",
-                timeout=1.0)
-    base.update(kw)
-    return ServerConfig(**base)
+    return make_config(upstream, **{"timeout": 1.0, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +36,6 @@ def keyed(upstream):
 def post(proxy, body=None, **kw) -> httpx.Response:
     kw.setdefault("timeout", 10)
     return httpx.post(f"{proxy.url}/chat/completions", json=body if body is not None else BODY, **kw)
-
-
-def assert_openai_error(r: httpx.Response, status: int) -> dict:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert set(err) == {"message", "type", "param", "code"}
-    assert isinstance(err["message"], str) and err["message"]
-    return err
 
 
 # ------------------------------------------------------------------------------ bad requests

@@ -23,40 +23,15 @@ import pytest
 from fake_upstream import Fault
 from processes import free_port, wait_ready
 from middleware.server import ServerConfig, ServerThread
+from .server_testing import BODY, USER, assert_openai_error, make_config, sdk
 
-USER = [{"role": "user", "content": "Is it justifiable to avoid paying a fare on public transport?"}]
-BODY = {"model": "m", "messages": USER}
 CLI = [sys.executable, "-c", "import sys; sys.argv[0] = 'selfalign'; from middleware.cli import main; main()"]
-
-
-@pytest.fixture(autouse=True)
-def _clean(upstream):
-    upstream.reset()
-    yield
-
-
-def _config(upstream, **kw) -> ServerConfig:
-    base = dict(model="openai/fake", api_base=upstream.url, country="ro", language="en", port=0, log_level="warning",
-                timeout=5.0)
-    base.update(kw)
-    return ServerConfig(**base)
 
 
 @pytest.fixture(scope="module")
 def proxy(upstream):
-    with ServerThread(_config(upstream)) as server:
+    with ServerThread(make_config(upstream)) as server:
         yield server
-
-
-def sdk(server, **kw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=kw.pop("timeout", 10), **kw)
-
-
-def assert_openai_error(r: httpx.Response, status: int) -> dict:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert set(err) == {"message", "type", "param", "code"} and err["message"]
-    return err
 
 
 def raw_http(port: int, request: bytes, pause_after: int | None = None, pause: float = 0.0,
@@ -121,7 +96,7 @@ def test_foreign_host_is_refused(proxy, upstream):
 
 
 def test_allowed_host_option(upstream):
-    with ServerThread(_config(upstream, allowed_hosts=("proxy.internal",))) as server:
+    with ServerThread(make_config(upstream, allowed_hosts=("proxy.internal",))) as server:
         good = sdk(server, default_headers={"Host": f"Proxy.Internal:{server.port}"})
         assert good.chat.completions.create(model="m", messages=USER).choices
         with pytest.raises(openai.PermissionDeniedError):
@@ -146,7 +121,7 @@ def test_foreign_origin_is_refused(proxy, upstream):
 
 def test_cors_origin_option_serves_cors(upstream):
     app_origin = "https://app.example"
-    with ServerThread(_config(upstream, cors_origins=(app_origin,))) as server:
+    with ServerThread(make_config(upstream, cors_origins=(app_origin,))) as server:
         pre = httpx.options(f"{server.url}/chat/completions", headers={
             "Origin": app_origin, "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization, content-type"})
@@ -230,7 +205,7 @@ def test_non_sse_200_body_gives_the_sdk_an_api_error(proxy, upstream, content_ty
 @pytest.mark.parametrize("forward", ["auto", "litellm"])
 def test_trickling_upstream_hits_the_total_deadline(upstream, forward):
     # One byte every 0.3 s never trips a per-read timeout of 1 s; the 2 s total deadline must.
-    with ServerThread(_config(upstream, timeout=2.0, forward=forward)) as server:
+    with ServerThread(make_config(upstream, timeout=2.0, forward=forward)) as server:
         upstream.fail_next(Fault(trickle=0.3))
         started = time.monotonic()
         with pytest.raises(openai.InternalServerError) as e:
@@ -241,7 +216,7 @@ def test_trickling_upstream_hits_the_total_deadline(upstream, forward):
 
 @pytest.mark.parametrize("forward", ["auto", "litellm"])
 def test_trickling_stream_hits_the_idle_deadline(upstream, forward):
-    with ServerThread(_config(upstream, timeout=30.0, stream_idle_timeout=1.0, forward=forward)) as server:
+    with ServerThread(make_config(upstream, timeout=30.0, stream_idle_timeout=1.0, forward=forward)) as server:
         upstream.fail_next(Fault(trickle=0.2))  # the first event at once, then a byte every 0.2 s
         started, chunks = time.monotonic(), []
         with pytest.raises(openai.APIError, match="stream-idle-timeout"):
@@ -283,7 +258,7 @@ def test_big_integers_pass_through_untouched(proxy, upstream):
 
 
 def test_slow_body_is_408(upstream):
-    with ServerThread(_config(upstream, body_timeout=0.5)) as server:
+    with ServerThread(make_config(upstream, body_timeout=0.5)) as server:
         body = json.dumps(BODY).encode()
         request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body

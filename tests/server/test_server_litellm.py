@@ -16,12 +16,6 @@ TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
 
 
-@pytest.fixture(autouse=True)
-def _clean(upstream):
-    upstream.reset()
-    yield
-
-
 @pytest.fixture(scope="module")
 def proxy(upstream):
     config = ServerConfig(model="openai/fake", api_base=upstream.url, country="usa", port=0, log_level="warning",

@@ -73,3 +73,26 @@ def test_serving_the_embedded_model_does_not_import_litellm():
         "    assert r.status_code == 200, r.text\n"
         "    print('litellm' in sys.modules)\n")
     assert python_prints(code) == "False"
+
+
+@pytest.mark.parametrize("params,param", [
+    ({"n": 100000, "max_tokens": 1}, "n"), ({"n": -1}, "n"), ({"n": "abc"}, "n"), ({"n": 9}, "n"),
+    ({"temperature": "hot"}, "temperature"), ({"temperature": 2.5}, "temperature"), ({"top_p": 1.5}, "top_p"),
+    ({"stop": 123}, "stop"), ({"stop": ["a", "b", "c", "d", "e"]}, "stop"), ({"max_tokens": 0}, "max_tokens"),
+    ({"max_tokens": "10"}, "max_tokens"), ({"frequency_penalty": 3}, "frequency_penalty"),
+    ({"presence_penalty": "x"}, "presence_penalty"), ({"seed": "s"}, "seed"),
+    ({"n": 8, "max_tokens": 2000}, "n"), ({"max_tokens": 100000}, "max_tokens"),
+])
+def test_embedded_model_parameters_are_checked(client, params, param):
+    # Before: n=100000 generated until the timeout, and bad types came back as 502s (which SDKs retry).
+    started = time.monotonic()
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="m", messages=USER, **params)
+    assert e.value.status_code == 400 and e.value.param == param, e.value.message
+    assert time.monotonic() - started < 5
+
+
+def test_embedded_model_answers_within_the_limits(client):
+    out = client.chat.completions.create(model="m", messages=USER, n=2, max_tokens=2, temperature=0.5, top_p=0.9,
+                                         stop=["\n"], seed=7, presence_penalty=0.0)
+    assert len(out.choices) == 2
