@@ -103,20 +103,22 @@ def litellm_backend(model: str | None = None, max_tokens: int | None = None, tem
 
 
 def _in_process_backend(model: str, params: dict) -> Complete:
-    from ..models.inprocess import complete as generate, stream_deltas
+    from ..models.inprocess import DEFAULT_MAX_TOKENS, complete as generate, stream_deltas
+    from .render import whole_sentences
 
     params = {k: v for k, v in params.items() if v is not None}
+    limit = params.get("max_tokens", DEFAULT_MAX_TOKENS)
 
     def complete(messages: list[dict], stream: bool = True) -> Iterator[str]:
         try:
             if not stream:
-                yield generate(model, messages, params)[0].text
+                a = generate(model, messages, params)[0]
+                yield "".join(whole_sentences([(a.text, a.finish_reason, a.completion_tokens)], limit))
                 return
             deltas = stream_deltas(model, messages, params)
             try:
-                for d in deltas:
-                    if d["text"]:
-                        yield d["text"]
+                yield from whole_sentences(((d["text"], d["finish_reason"], d["completion_tokens"]) for d in deltas),
+                                           limit)
             finally:
                 deltas.close()  # stops decoding at once when the reader stops early (Ctrl-C)
         except Exception as e:

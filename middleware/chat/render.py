@@ -1,16 +1,22 @@
-"""How the chat shows things: demonstrations (plain or as a rich table) and answers wrapped between words.
+"""How the chat shows things: demonstrations (plain or as a rich table), answers wrapped between words,
+and answers that end with a whole sentence.
 
 A terminal wraps long lines at its edge, cutting words in two ("indivi" / "dual"); :class:`WordWrap`
 breaks streamed text only between words instead, at the terminal's width of the moment.
+:func:`whole_sentences` drops the half sentence an answer stopped by the token limit would end with.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import re
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..retrieval.aligner import Demonstration
 
-__all__ = ["WordWrap", "demos_plain", "demos_table"]
+__all__ = ["WordWrap", "demos_plain", "demos_table", "sentence_end", "whole_sentences"]
+
+# A sentence ends at . ! ? or … (then closing quotes or brackets) before whitespace, or at a line break.
+_END = re.compile(r"""[.!?…]["'”’)\]*]*(?=\s|$)|\n""")
 
 
 def demos_plain(demos: Sequence[Demonstration]) -> str:
@@ -98,3 +104,38 @@ class WordWrap:
                 self.column, self._soft = 0, True
             out.append(ch)
             self.column += w
+
+
+def sentence_end(text: str) -> int:
+    """Where the last whole sentence (or line) of ``text`` ends; 0 when there is none."""
+    ends = [m.end() for m in _END.finditer(text)]
+    return ends[-1] if ends else 0
+
+
+def whole_sentences(deltas: Iterable[tuple[str, str | None, int]], max_tokens: int,
+                    margin: int = 48) -> Iterator[str]:
+    """The text of streamed ``(text, finish_reason, tokens so far)`` deltas, ending with a whole sentence
+    when the answer was stopped by the token limit (finish reason "length").
+
+    Text streams through as it comes until the last ``margin`` tokens before ``max_tokens`` (at most a
+    quarter of them); from there on, what follows the last sentence end is held back until the sentence
+    is complete, and dropped if the limit cuts it.  A half sentence that began before that stretch is
+    shown to its end: it was already partly on screen.  This is for display: the proxy returns what the
+    model wrote.
+    """
+    stretch = max_tokens - min(margin, max_tokens // 4)
+    held, reason, clean = "", None, False  # clean: what was shown so far ends a sentence
+    for text, reason, tokens in deltas:
+        held += text
+        if reason is not None:
+            break
+        cut = len(held) if tokens < stretch else sentence_end(held)
+        if cut:
+            piece, held = held[:cut], held[cut:]
+            if piece.strip():
+                clean = sentence_end(piece.rstrip()) == len(piece.rstrip())
+            yield piece
+    if reason == "length" and (cut := sentence_end(held) or (0 if clean else len(held))) < len(held):
+        held = held[:cut]
+    if held:
+        yield held

@@ -1,10 +1,11 @@
-"""WordWrap: streamed text broken only between words, at the width of the moment."""
+"""The chat's rendering of answers: WordWrap (streamed text broken only between words, at the width of the
+moment) and whole_sentences (no half sentence at the token limit)."""
 
 import random
 
 import pytest
 
-from middleware.chat.render import WordWrap
+from middleware.chat.render import WordWrap, sentence_end, whole_sentences
 
 TEXT = ("Individual perspectives on work differ: some see it as a duty towards society, "
         "others as a way to earn a living.\nBoth views are common.\n  - an indented item\n"
@@ -80,3 +81,50 @@ def test_a_resize_applies_from_the_next_word():
 def test_wide_characters_count_two_cells():
     shown = wrapped("日本語 日本語 日本語", 13)
     assert shown == "日本語 日本語\n日本語"
+
+
+def tokens(text, reason):
+    """``text`` as one delta per word, the last with ``reason``, counting one token per word."""
+    words = text.split(" ")
+    return [(w if i == 0 else " " + w, reason if i == len(words) - 1 else None, i + 1) for i, w in enumerate(words)]
+
+
+ANSWER = "Work matters to many people. It gives them structure and meaning. However, some argue that the"
+
+
+def test_an_answer_cut_by_the_limit_ends_at_its_last_whole_sentence():
+    deltas = tokens(ANSWER, "length")  # 16 words, one token each; the last stretch is 4 tokens
+    assert "".join(whole_sentences(deltas, max_tokens=16, margin=8)) == \
+        "Work matters to many people. It gives them structure and meaning."
+
+
+def test_a_half_sentence_already_on_screen_is_shown_to_its_end():
+    deltas = tokens(ANSWER, "length")
+    assert "".join(whole_sentences(deltas, max_tokens=16, margin=2)) == ANSWER
+
+
+def test_an_answer_that_ended_by_itself_is_shown_whole():
+    deltas = tokens(ANSWER, "stop")
+    assert "".join(whole_sentences(deltas, max_tokens=17, margin=8)) == ANSWER
+
+
+def test_text_streams_as_it_comes_until_the_last_stretch():
+    deltas = tokens(ANSWER, "length")
+    seen = []
+    stream = whole_sentences(iter(deltas), max_tokens=17, margin=8)
+    for piece in stream:
+        seen.append(piece)
+        if len(seen) == 3:
+            break
+    assert seen == ["Work", " matters", " to"]  # token by token, far from the limit
+
+
+def test_an_answer_without_any_sentence_end_is_kept():
+    deltas = tokens("one two three four", "length")
+    assert "".join(whole_sentences(deltas, max_tokens=4, margin=8)) == "one two three four"
+
+
+@pytest.mark.parametrize("text, end", [("Yes. No", 4), ("He said \"stop!\" and", 15), ("3.14 is pi", 0),
+                                       ("a list:\n- one", 8), ("Done.", 5), ("", 0)])
+def test_sentence_end(text, end):
+    assert sentence_end(text) == end

