@@ -47,8 +47,7 @@ class Penalties:
     """Penalties against repeating what is already in the context (prompt and answer so far), as
     llama.cpp's samplers define them; the default penalises nothing.
 
-    ``repeat``, ``frequency`` and ``presence`` look at the last ``last_n`` tokens (-1: the whole
-    context).  A token seen there has its logit divided by ``repeat`` (multiplied when negative),
+    ``repeat``, ``frequency`` and ``presence`` look at the last ``last_n`` tokens (0: none).  A token seen there has its logit divided by ``repeat`` (multiplied when negative),
     then lowered by ``frequency`` per occurrence and once by ``presence`` (OpenAI's
     ``frequency_penalty`` and ``presence_penalty``, whose own window is the answer so far).
     """
@@ -66,9 +65,8 @@ class Penalties:
             if not low <= value <= high:
                 raise InputError(f"{_PARAMS[name]} must be between {low:g} and {high:g}, not {value:g}",
                                  param=_PARAMS[name])
-        if self.last_n < -1:
-            raise InputError(f"repeat_last_n must be -1 (the whole context), 0 (off) or more, not {self.last_n}",
-                             param="repeat_last_n")
+        if self.last_n < 0:  # llama.cpp's server refuses its own -1 ("the whole context")
+            raise InputError(f"repeat_last_n must be 0 (off) or more, not {self.last_n}", param="repeat_last_n")
 
     @property
     def active(self) -> bool:

@@ -152,7 +152,7 @@ def _penalise(logits: Any, context: Any, p: Penalties) -> Any:
     """llama.cpp's repetition penalties on a batch of logits, given each row's context token ids."""
     import torch
 
-    window = context if p.last_n < 0 else context[:, -p.last_n:]
+    window = context[:, -p.last_n:]
     counts = torch.zeros_like(logits).scatter_add_(1, window, torch.ones(window.shape, dtype=logits.dtype))
     seen = counts > 0
     if p.repeat != 1.0:

@@ -4,6 +4,7 @@ model not looping on real questions."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 import time
@@ -58,7 +59,7 @@ def test_torch_penalties_follow_llamacpp_formula():
     out = _penalise(logits, context, Penalties(repeat=2.0, frequency=0.5, presence=0.1, last_n=3))
     # seen twice: 2/2 - 2*0.5 - 0.1; seen once, negative: -1*2 - 0.5 - 0.1; unseen: unchanged
     assert out[0].tolist() == pytest.approx([-0.1, -2.6, 0.5, 3.0])
-    whole = _penalise(logits, context, Penalties(repeat=2.0, last_n=-1))
+    whole = _penalise(logits, context, Penalties(repeat=2.0, last_n=100))
     assert whole[0].tolist() == pytest.approx([1.0, -2.0, 0.5, 1.5])
 
 
@@ -81,15 +82,16 @@ def test_llamacpp_applies_the_penalties(smollm):
     greedy = dict(max_tokens=60, temperature=0, stop=stops)
     plain = smollm.generate(prompt, penalties=Penalties(), **greedy)[0].text
     assert _apples(plain) >= 20  # without penalties it does as told
-    for p in (Penalties(frequency=2.0, last_n=-1), Penalties(presence=2.0, last_n=-1), Penalties(repeat=2.0)):
+    for p in (Penalties(frequency=2.0, last_n=256), Penalties(presence=2.0, last_n=256), Penalties(repeat=2.0)):
         text = smollm.generate(prompt, penalties=p, **greedy)[0].text
         assert _apples(text) < _apples(plain) / 2, (p, text)
-    streamed = "".join(smollm.stream(prompt, penalties=Penalties(frequency=2.0, last_n=-1), **greedy))
-    assert streamed == smollm.generate(prompt, penalties=Penalties(frequency=2.0, last_n=-1), **greedy)[0].text
+    streamed = "".join(smollm.stream(prompt, penalties=Penalties(frequency=2.0, last_n=256), **greedy))
+    assert streamed == smollm.generate(prompt, penalties=Penalties(frequency=2.0, last_n=256), **greedy)[0].text
 
 
-@pytest.fixture(scope="module")
-def proxy():
+@pytest.fixture(scope="module", params=["auto", "litellm"])
+def proxy(request):
+    """The proxy on the embedded chat model: called in-process (auto) and through litellm's local/ provider."""
     if not HAVE_LLAMACPP:
         pytest.skip("the embedded chat model needs the `local` extra")
     import httpx
@@ -97,7 +99,8 @@ def proxy():
 
     from middleware.server import ServerConfig, ServerThread
 
-    with ServerThread(ServerConfig(country="usa", language="en", port=0, log_level="warning", timeout=300)) as server:
+    with ServerThread(ServerConfig(country="usa", language="en", port=0, log_level="warning", timeout=300,
+                                   forward=request.param)) as server:
         ready = server.url.removesuffix("/v1") + "/health/readiness"
         deadline = time.monotonic() + 120
         while httpx.get(ready).status_code != 200:
@@ -106,18 +109,28 @@ def proxy():
         yield openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
 
 
-def test_the_proxy_honours_openai_penalties_for_the_embedded_model(proxy):
+def test_the_proxy_honours_openai_penalties_for_the_embedded_model(proxy, smollm):
+    """Greedy answers through the proxy equal the model's own with the mapped penalties, and differ without."""
     def ask(**kw):
-        reply = proxy.chat.completions.create(model="local/smollm2-135m-instruct", messages=ECHO, max_tokens=60,
+        # @none: no demonstrations, so the prompt is the user's message alone
+        reply = proxy.chat.completions.create(model="local/smollm2-135m-instruct@none", messages=ECHO, max_tokens=40,
                                               temperature=0, **kw)
         return reply.choices[0].message.content
 
-    plain = ask(frequency_penalty=0, presence_penalty=0)
-    assert _apples(ask(frequency_penalty=2.0)) < _apples(plain) / 2
-    assert _apples(ask(presence_penalty=2.0)) < _apples(plain)
-    stream = proxy.chat.completions.create(model="local/smollm2-135m-instruct", messages=ECHO, max_tokens=60,
-                                           temperature=0, frequency_penalty=2.0, stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == ask(frequency_penalty=2.0)
+    prompt, stops = smollm.format_chat(ECHO)
+    defaults = smollm.penalty_defaults()
+
+    def direct(**changes):
+        return smollm.generate(prompt, max_tokens=40, temperature=0, stop=stops,
+                               penalties=dataclasses.replace(defaults, **changes))[0].text.strip()
+
+    plain = ask()
+    assert plain == direct()
+    assert ask(frequency_penalty=1.5) == direct(frequency=1.5) != plain
+    assert ask(presence_penalty=2.0) == direct(presence=2.0) != plain
+    stream = proxy.chat.completions.create(model="local/smollm2-135m-instruct@none", messages=ECHO, max_tokens=40,
+                                           temperature=0, frequency_penalty=1.5, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == direct(frequency=1.5)
 
 
 def test_the_proxy_rejects_a_penalty_out_of_range_with_a_400(proxy):
