@@ -113,17 +113,17 @@ def sentence_end(text: str) -> int:
 
 
 def whole_sentences(deltas: Iterable[tuple[str, str | None, int]], max_tokens: int,
-                    margin: int = 48) -> Iterator[str]:
+                    margin: int = 64) -> Iterator[str]:
     """The text of streamed ``(text, finish_reason, tokens so far)`` deltas, ending with a whole sentence
     when the answer was stopped by the token limit (finish reason "length").
 
-    Text streams through as it comes until the last ``margin`` tokens before ``max_tokens`` (at most a
-    quarter of them); from there on, what follows the last sentence end is held back until the sentence
+    Text streams through as it comes until the last ``margin`` tokens before ``max_tokens`` (at most
+    half of them); from there on, what follows the last sentence end is held back until the sentence
     is complete, and dropped if the limit cuts it.  A half sentence that began before that stretch is
     shown to its end: it was already partly on screen.  This is for display: the proxy returns what the
     model wrote.
     """
-    stretch = max_tokens - min(margin, max_tokens // 4)
+    stretch = max_tokens - min(margin, max_tokens // 2)
     held, reason, clean = "", None, False  # clean: what was shown so far ends a sentence
     for text, reason, tokens in deltas:
         held += text

@@ -93,7 +93,7 @@ ANSWER = "Work matters to many people. It gives them structure and meaning. Howe
 
 
 def test_an_answer_cut_by_the_limit_ends_at_its_last_whole_sentence():
-    deltas = tokens(ANSWER, "length")  # 16 words, one token each; the last stretch is 4 tokens
+    deltas = tokens(ANSWER, "length")  # 16 words, one token each; the last stretch is 8 tokens
     assert "".join(whole_sentences(deltas, max_tokens=16, margin=8)) == \
         "Work matters to many people. It gives them structure and meaning."
 
