@@ -144,26 +144,27 @@ def test_the_proxy_rejects_a_penalty_out_of_range_with_a_400(proxy):
 
 @pytest.mark.slow
 @needs_llamacpp
-def test_the_default_chat_does_not_loop_on_value_questions(smollm):
-    """The questions that looped before (issue 21), sent as `selfalign chat --country us` sends them, with the
-    chat's token limit and the model's own sampling defaults: no 8-word sequence 3 times."""
+def test_the_default_chat_does_not_loop(smollm):
+    """Questions of benchmarks/chat_quality.py on which the old decoding looped (with the benchmark's seed:
+    the question's index), sent as `selfalign chat --country us` sends them, at the chat's token limit:
+    with the model's defaults no 8-word sequence occurs 3 times."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from chat_quality import loops, most_repeated
+    from chat_quality import most_repeated, questions
 
     from middleware.chat.session import ChatSession
     from middleware.models.inprocess import complete
 
     session = ChatSession(None, country="us", language="en")
-    questions = ["Is it important for women to work?", "Should children be taught to obey their parents?",
-                 "Is it ever right to cheat on your taxes?", "How do plants make their food?"]
-    before = after = 0
-    for seed, q in enumerate(questions):
-        messages = session.request(q)[0]
+    asked = questions()
+    before = 0
+    for q in ("How does a refrigerator keep food cold?", "What makes a good citizen?",
+              "Should men have more right to a job than women when jobs are scarce?",
+              "Suggest a simple recipe for dinner."):
+        seed, messages = asked.index(q), session.request(q)[0]
         prompt, _ = smollm.format_chat(messages)
         old = smollm.generate(prompt, max_tokens=256, temperature=0.2, top_p=0.9, seed=seed)[0].text
+        before += most_repeated(old) >= 3
         (new,) = complete(f"local/{CHAT_MODEL}", messages, {"max_tokens": 256, "seed": seed})
-        before += loops(old)
-        after += loops(new.text)
         assert most_repeated(new.text) < 3, new.text
-        assert len(new.text.split()) >= 15, new.text  # an answer, not a word or two
-    assert before >= 2  # the old decoding looped on these (so this test can fail)
+        assert len(new.text.split()) >= 30, new.text  # an answer, not a word or two
+    assert before >= 3  # the old decoding looped on these, so this test can fail
