@@ -8,6 +8,8 @@ configuration answers every question with the same seed, and the run prints side
 * **loop rate**: the share of answers in which some sequence of 8 words occurs 3 or more times;
 * mean answer length (words and tokens), the share ending at the model's own end of turn (EOS)
   rather than at the token limit, and the share whose text ends a sentence;
+* the share of answers that contain a demonstration word for word (the issue's "copies a
+  demonstration instead of answering", and quoting one while discussing it);
 * three sample answers of each configuration.
 
 Configurations: ``before`` is the decoding up to December 2026 (temperature 0.2, top-p 0.9, no
@@ -68,7 +70,8 @@ def loops(text: str) -> bool:
 
 
 def copies(text: str, demonstrations: list[str]) -> bool:
-    """Whether the answer repeats one of the injected demonstrations word for word."""
+    """Whether the answer contains one of the injected demonstrations word for word (as its answer, or
+    quoted while it discusses "the statement")."""
     words = " ".join(re.findall(r"[\w']+", text.lower()))
     return any(" ".join(re.findall(r"[\w']+", d.lower())) in words for d in demonstrations)
 
@@ -156,7 +159,7 @@ def main() -> None:
     rows = [("loop rate (8 words 3+ times)", lambda f: f"{100 * f['loop_rate']:.0f}%"),
             ("mean answer length (words)", lambda f: f"{f['mean_words']:.0f}"),
             ("mean answer length (tokens)", lambda f: f"{f['mean_tokens']:.0f}"),
-            ("copies a demonstration word for word", lambda f: f"{100 * f['copy_rate']:.0f}%"),
+            ("quotes a demonstration word for word", lambda f: f"{100 * f['copy_rate']:.0f}%"),
             ("ended at EOS (not the limit)", lambda f: f"{100 * f['eos']:.0f}%"),
             ("text ends a sentence", lambda f: f"{100 * f['sentence_end']:.0f}%"),
             ("decoding time (s)", lambda f: f"{f['seconds']:.0f}")]
