@@ -1,4 +1,4 @@
-"""What every runtime returns and how it is asked to sample, plus the text bookkeeping shared by the Python decoders.
+"""What every runtime returns and how it is asked to sample, plus the text bookkeeping of the Python decoders.
 
 :class:`Completion` and :class:`StreamChunk` are the results of both runtimes;
 :class:`Penalties` are the repetition penalties both apply.
@@ -47,9 +47,10 @@ class Penalties:
     """Penalties against repeating what is already in the context (prompt and answer so far), as
     llama.cpp's samplers define them; the default penalises nothing.
 
-    ``repeat``, ``frequency`` and ``presence`` look at the last ``last_n`` tokens (0: none).  A token seen there has its logit divided by ``repeat`` (multiplied when negative),
-    then lowered by ``frequency`` per occurrence and once by ``presence`` (OpenAI's
-    ``frequency_penalty`` and ``presence_penalty``, whose own window is the answer so far).
+    ``repeat``, ``frequency`` and ``presence`` look at the last ``last_n`` tokens (0: none).  A token
+    seen there has its logit divided by ``repeat`` (multiplied when negative), then lowered by
+    ``frequency`` per occurrence and once by ``presence`` (OpenAI's ``frequency_penalty`` and
+    ``presence_penalty``, whose own window is the answer so far).
     """
 
     repeat: float = 1.0
@@ -60,7 +61,7 @@ class Penalties:
     def __post_init__(self) -> None:
         from ..errors import InputError
 
-        for name, low, high in (("frequency", -2.0, 2.0), ("presence", -2.0, 2.0), ("repeat", 0.0, 10.0)):
+        for name, low, high in (("frequency", -2.0, 2.0), ("presence", -2.0, 2.0), ("repeat", 0.01, 10.0)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise InputError(f"{_PARAMS[name]} must be between {low:g} and {high:g}, not {value:g}",

@@ -21,8 +21,8 @@ from .decoding import Completion, Penalties
 from .loading import get_local_model
 from .runtime import Runtime
 
-__all__ = ["DEFAULT_MAX_TOKENS", "PROVIDER", "acomplete", "acompletion", "astream_in_thread", "complete", "is_local", "penalties",
-           "stream_deltas"]
+__all__ = ["DEFAULT_MAX_TOKENS", "PROVIDER", "acomplete", "acompletion", "astream_in_thread", "complete", "is_local",
+           "penalties", "stream_deltas"]
 
 PROVIDER = "local"
 DEFAULT_MAX_TOKENS = 128

@@ -78,8 +78,8 @@ class EmbeddedModel:
 
 EMBEDDED: dict[str, EmbeddedModel] = {m.name: m for m in (
     # SmolLM2's model card: temperature 0.2, top_p 0.9; at temperature 1 it rambles.  Without a penalty
-    # 40% of its answers repeated a sentence until the token limit; Ollama's default repeat penalty (1.1
-    # over the last 64 tokens) took that to 0% (benchmarks/chat_quality.py, docs/models.md).
+    # 44% of its chat answers repeated 8 words 3+ times; Ollama's default repeat penalty (1.1 over the
+    # last 64 tokens) took that to 4% (benchmarks/chat_quality.py, docs/models.md).
     EmbeddedModel(CHAT_MODEL, "SmolLM2 135M Instruct (Apache-2.0), Q4_1, English chat", True, _smollm2, 0.2, 0.9,
                   Penalties(repeat=1.1, last_n=64)),
     EmbeddedModel(BASE_MODEL, "Gemma 3 270M base, Q4_K_M, text continuation and scoring", False, _gemma),
