@@ -1,11 +1,13 @@
-"""A self-aligned chat: the conversation state, the model backend and rendering helpers.
+"""A self-aligned chat: the conversation state and the slash commands.
 
 :class:`ChatSession` holds the plain (unaligned) conversation and aligns each
 request just before it is sent, so demonstrations never pile up in the history
 and a ``/country`` switch takes effect on the very next turn. The model is an
-injected function ``complete(messages, stream=True) -> iterator of text deltas``;
-:func:`litellm_backend` builds one for any litellm model (the embedded Gemma by
-default), tests pass a scripted one. Terminal I/O lives in ``middleware.cli.chat``.
+injected function ``complete(messages, stream=True) -> iterator of text deltas``:
+:func:`middleware.chat.backends.litellm_backend` builds one for any litellm model
+(the embedded SmolLM2 by default); tests pass a scripted one. How answers and
+demonstrations look lives in :mod:`middleware.chat.render`, terminal I/O in
+``middleware.cli.chat``.
 """
 
 from __future__ import annotations
@@ -13,25 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable
 
 from ..options import DEFAULT_K, DEFAULT_STRATEGY, AlignOptions
 from ..retrieval.aligner import Demonstration, SelfAligner
 from ..retrieval.cache import aligner_for
-from ..errors import ChatBackendError, InputError, SelfAlignError
+from ..errors import InputError, SelfAlignError
 
-__all__ = [
-    "HELP",
-    "ChatSession",
-    "CommandResult",
-    "Comparison",
-    "Complete",
-    "Turn",
-    "demos_plain",
-    "demos_table",
-    "litellm_backend",
-    "preload_model",
-]
+__all__ = ["HELP", "ChatSession", "CommandResult", "Comparison", "Complete", "Turn"]
 
 Complete = Callable[..., Iterable[str]]
 """``complete(messages, stream=True)``: yields the answer as text deltas."""
@@ -272,141 +263,3 @@ class ChatSession:
         except SelfAlignError as e:
             return CommandResult("error", str(e))
         return CommandResult(name, f"now aligned with {self.aligner.profile.description}")
-
-
-# ---------------------------------------------------------------------- rendering
-
-
-def demos_plain(demos: Sequence[Demonstration]) -> str:
-    """Demonstrations as plain numbered lines (for pipes and logs)."""
-    lang = f"  (language: {demos[0].language})\n" if demos and demos[0].language else ""
-    return lang + "\n".join(f"  {i}. [{d.score:.1f}] {d.text}" for i, d in enumerate(demos, 1))
-
-
-def demos_table(demos: Sequence[Demonstration], title: str = "") -> Any:
-    """Demonstrations as a rich Table (chrF++ score, probe id, statement)."""
-    from rich.table import Table
-
-    table = Table(title=title or None, title_justify="left", show_edge=False, pad_edge=False,
-                  header_style="dim", style="dim")
-    table.add_column("#", justify="right")
-    table.add_column("chrF++", justify="right")
-    table.add_column("probe")
-    table.add_column("lang")
-    table.add_column("demonstration", style="italic")
-    for i, d in enumerate(demos, 1):
-        table.add_row(str(i), f"{d.score:.1f}", d.probe_id or "", d.language or "", d.text)
-    return table
-
-
-# ---------------------------------------------------------------------- model backend
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split("\n")[0].split())
-    # litellm repeats the class name ("litellm.BadRequestError: BadRequestError: ...").
-    text = re.sub(r"^(litellm\.)?\w+Error: (\w+Error: )?", "", text)
-    return text[:300] or type(exc).__name__
-
-
-def _missing_keys(litellm: Any, model: str, api_base: str | None) -> list[str]:
-    try:
-        info = litellm.validate_environment(model=model, api_base=api_base)
-    except Exception:  # an unknown provider is reported by the first call instead
-        return []
-    # Only credentials: settings such as OLLAMA_API_BASE have working defaults.
-    return [k for k in info.get("missing_keys") or [] if re.search(r"KEY|TOKEN|SECRET", k)]
-
-
-def _backend_error(litellm: Any, model: str, exc: Exception) -> ChatBackendError:
-    if isinstance(exc, getattr(litellm, "AuthenticationError", ())):
-        return ChatBackendError(f"model {model}: authentication failed: {_first_line(exc)}")
-    return ChatBackendError(f"model {model}: {_first_line(exc)}")
-
-
-def preload_model(model: str) -> None:
-    """Load an embedded/local model now (with its spinner) rather than inside the first answer."""
-    from ..models.inprocess import is_local
-
-    if not is_local(model):
-        return
-    from ..models.loading import get_local_model
-
-    try:
-        get_local_model(model)
-    except (FileNotFoundError, OSError, ValueError) as e:
-        raise ChatBackendError(f"model {model}: {_first_line(e)}") from None
-
-
-def litellm_backend(model: str | None = None, max_tokens: int | None = None, temperature: float | None = None,
-                    api_base: str | None = None, seed: int | None = None) -> Complete:
-    """A ``complete`` function calling ``model`` through litellm (default: the embedded SmolLM2;
-    ``local/`` models are called in-process, without litellm).
-
-    Raises :class:`ChatBackendError` naming the environment variable when the
-    provider's API key is not set, so a chat never starts only to fail on its first message.
-    """
-    from ..models.provider import DEFAULT_MODEL, import_litellm, is_local
-
-    model = model or DEFAULT_MODEL
-    if is_local(model):
-        # The embedded models need no litellm (which takes seconds to import): call them in-process.
-        return _in_process_backend(model, {"max_tokens": max_tokens, "temperature": temperature, "seed": seed})
-    litellm = import_litellm()
-    # litellm prints banners ("Give Feedback / Get Help") around every error.
-    litellm.suppress_debug_info = True
-    missing = _missing_keys(litellm, model, api_base)
-    if missing:
-        names = " and ".join(missing)
-        raise ChatBackendError(f"model {model} needs {names}: set it in the environment "
-                               f"(export {missing[0]}=...)")
-    params = {k: v for k, v in {"max_tokens": max_tokens, "temperature": temperature, "api_base": api_base,
-                                "seed": seed}.items() if v is not None}
-
-    def complete(messages: list[dict], stream: bool = True) -> Iterator[str]:
-        try:
-            response = litellm.completion(model=model, messages=messages, stream=stream, **params)
-        except Exception as e:
-            raise _backend_error(litellm, model, e) from None
-        if not stream:
-            yield response.choices[0].message.content or ""
-            return
-        try:
-            for chunk in response:
-                choices = getattr(chunk, "choices", None) or []
-                delta = getattr(choices[0].delta, "content", None) if choices else None
-                if delta:
-                    yield delta
-        except Exception as e:
-            raise _backend_error(litellm, model, e) from None
-        finally:
-            # Stops local decoding at once when the reader stops early (Ctrl-C).
-            inner = getattr(response, "completion_stream", None)
-            close = getattr(inner, "close", None)
-            if callable(close):
-                close()
-
-    return complete
-
-
-def _in_process_backend(model: str, params: dict) -> Complete:
-    from ..models.inprocess import complete as generate, stream_deltas
-
-    params = {k: v for k, v in params.items() if v is not None}
-
-    def complete(messages: list[dict], stream: bool = True) -> Iterator[str]:
-        try:
-            if not stream:
-                yield generate(model, messages, params)[0].text
-                return
-            deltas = stream_deltas(model, messages, params)
-            try:
-                for d in deltas:
-                    if d["text"]:
-                        yield d["text"]
-            finally:
-                deltas.close()  # stops decoding at once when the reader stops early (Ctrl-C)
-        except Exception as e:
-            raise ChatBackendError(f"model {model}: {_first_line(e)}") from None
-
-    return complete

@@ -6,8 +6,9 @@ it answers and exits. Output is rich when stdout is a terminal, plain text other
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Optional, TextIO
+from typing import Iterable, Iterator, Optional, TextIO
 
 import typer
 
@@ -57,7 +58,7 @@ class ChatTerminal:
             self.console.print(f"error: {text}", style="bold red", markup=False)
 
     def demos(self, demos, title: str = "") -> None:
-        from ..chat.session import demos_plain, demos_table
+        from ..chat.render import demos_plain, demos_table
 
         if self.plain:
             self._write(f"demonstrations ({title}):\n" if title else "demonstrations:\n")
@@ -89,19 +90,45 @@ class ChatTerminal:
         self._language_note(text)
         if self.compare:
             return self._compare(text)
+        wrap = None
+
         def on_demos(found) -> None:
+            nonlocal wrap
             if self.show_demos and found:
                 self.demos(found, self.session.description)
             if not self.plain:
-                # Shown before the model answers, so a slow first token still has feedback.
-                self.console.print("[bold magenta]assistant[/]> ", end="")
+                from rich.text import Text
 
-        turn = self.session.ask(text, on_delta=self._write, on_demos=on_demos)
+                from ..chat.render import WordWrap
+
+                # Shown before the model answers, so a slow first token still has feedback.
+                prefix = Text.assemble(("assistant", "bold magenta"), "> ")
+                self.console.print(prefix, end="")
+                wrap = WordWrap(self._write, self._width, column=prefix.cell_len)
+
+        def on_delta(delta: str) -> None:
+            if wrap is None:
+                self._write(delta)
+            else:
+                wrap.feed(delta)
+
+        try:
+            turn = self.session.ask(text, on_delta=on_delta, on_demos=on_demos)
+        finally:
+            if wrap is not None:
+                wrap.finish()
         if self.plain:
             self._write("\n")
         else:
             self.console.print(" [dim]⏹ stopped[/]" if turn.interrupted else "")
         return not turn.interrupted
+
+    def _width(self) -> int:
+        """The terminal's width now (a resize shows at once; $COLUMNS, which rich prefers, may be stale)."""
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or self.console.width
+        except (AttributeError, ValueError, OSError):
+            return self.console.width
 
     def _compare(self, text: str) -> bool:
         if self.plain:
@@ -182,6 +209,28 @@ class ChatTerminal:
 
     # ------------------------------------------------------------------ loops
 
+    def _messages(self, lines: Iterable[str]) -> Iterator[str]:
+        """The messages to answer among ``lines``: blank lines are skipped, slash commands are run
+        here, and one that asks to quit ends the iteration."""
+        for line in lines:
+            text = line.strip()
+            if not text:
+                continue
+            if not self.session.is_command(text):
+                yield text
+            elif not self.command(text):
+                return
+
+    def _typed(self) -> Iterator[str]:
+        """Lines typed at the prompt until Ctrl-D or Ctrl-C."""
+        prompt = _PROMPT_PLAIN if self.plain else _PROMPT_TTY
+        while True:
+            try:
+                yield input(prompt)
+            except (EOFError, KeyboardInterrupt):
+                self._write("\n")
+                return
+
     def interactive(self) -> None:
         from ..errors import ChatBackendError
 
@@ -190,20 +239,7 @@ class ChatTerminal:
         except ImportError:
             pass
         self.banner()
-        prompt = _PROMPT_PLAIN if self.plain else _PROMPT_TTY
-        while True:
-            try:
-                line = input(prompt)
-            except (EOFError, KeyboardInterrupt):
-                self._write("\n")
-                return
-            text = line.strip()
-            if not text:
-                continue
-            if self.session.is_command(text):
-                if not self.command(text):
-                    return
-                continue
+        for text in self._messages(self._typed()):
             try:
                 self.turn(text)
             except ChatBackendError as e:
@@ -215,18 +251,9 @@ class ChatTerminal:
 
     def lines(self, source: TextIO) -> None:
         """Answer each non-empty line (slash commands work too); a backend error ends the run."""
-        first = True
-        for line in source:
-            text = line.strip()
-            if not text:
-                continue
-            if self.session.is_command(text):
-                if not self.command(text):
-                    return
-                continue
-            if not first and self.plain:
+        for i, text in enumerate(self._messages(source)):
+            if i and self.plain:
                 self._write("\n")
-            first = False
             if not self.turn(text):
                 raise KeyboardInterrupt
 
@@ -260,7 +287,8 @@ def register(app: typer.Typer) -> None:
 
         Interactive in a terminal; answers --message once, or each line piped on stdin.
         """
-        from ..chat.session import ChatSession, litellm_backend, preload_model
+        from ..chat.backends import litellm_backend, preload_model
+        from ..chat.session import ChatSession
         from ..models.provider import DEFAULT_MODEL
         from . import fail
 

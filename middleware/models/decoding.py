@@ -1,6 +1,7 @@
-"""What every runtime returns, plus the text bookkeeping shared by the Python decoders.
+"""What every runtime returns and how it is asked to sample, plus the text bookkeeping of the Python decoders.
 
-:class:`Completion` and :class:`StreamChunk` are the results of both runtimes.
+:class:`Completion` and :class:`StreamChunk` are the results of both runtimes;
+:class:`Penalties` are the repetition penalties both apply.
 :func:`plain_chat_prompt` renders chat messages for models without a chat
 template; :class:`TextRow` turns sampled tokens into text that never shows part
 of a stop string.
@@ -13,7 +14,7 @@ from typing import Any, Sequence
 
 from .._messages import message_text
 
-__all__ = ["Completion", "StreamChunk", "TextRow", "holdback", "plain_chat_prompt", "PLAIN_STOPS"]
+__all__ = ["Completion", "StreamChunk", "Penalties", "TextRow", "holdback", "plain_chat_prompt", "PLAIN_STOPS"]
 
 _ROLE_LABELS = {"system": "System", "developer": "System", "user": "User",
                 "assistant": "Assistant", "tool": "Tool", "function": "Tool"}
@@ -39,6 +40,46 @@ class StreamChunk:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Penalties:
+    """Penalties against repeating what is already in the context (prompt and answer so far), as
+    llama.cpp's samplers define them; the default penalises nothing.
+
+    ``repeat``, ``frequency`` and ``presence`` look at the last ``last_n`` tokens (0: none).  A token
+    seen there has its logit divided by ``repeat`` (multiplied when negative), then lowered by
+    ``frequency`` per occurrence and once by ``presence`` (OpenAI's ``frequency_penalty`` and
+    ``presence_penalty``, whose own window is the answer so far).
+    """
+
+    repeat: float = 1.0
+    frequency: float = 0.0
+    presence: float = 0.0
+    last_n: int = 64
+
+    def __post_init__(self) -> None:
+        from ..errors import InputError
+
+        for name, low, high in (("frequency", -2.0, 2.0), ("presence", -2.0, 2.0), ("repeat", 0.01, 10.0)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise InputError(f"{_PARAMS[name]} must be between {low:g} and {high:g}, not {value:g}",
+                                 param=_PARAMS[name])
+        if self.last_n < 0:  # llama.cpp's server refuses its own -1 ("the whole context")
+            raise InputError(f"repeat_last_n must be 0 (off) or more, not {self.last_n}", param="repeat_last_n")
+
+    @property
+    def active(self) -> bool:
+        return self.last_n != 0 and (self.repeat != 1.0 or self.frequency != 0.0 or self.presence != 0.0)
+
+    def llamacpp(self) -> dict:
+        """The same as llama.cpp server request fields."""
+        return {"repeat_penalty": self.repeat, "frequency_penalty": self.frequency,
+                "presence_penalty": self.presence, "repeat_last_n": self.last_n}
+
+
+_PARAMS = {"repeat": "repeat_penalty", "frequency": "frequency_penalty", "presence": "presence_penalty"}
 
 
 def plain_messages(messages: Sequence[dict]) -> list[dict]:

@@ -17,13 +17,16 @@ import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from ..errors import InputError
-from .decoding import Completion
+from .decoding import Completion, Penalties
 from .loading import get_local_model
 from .registry import PROVIDER, is_local
 from .runtime import Runtime
 
-__all__ = ["PROVIDER", "acomplete", "acompletion", "astream_in_thread", "complete", "is_local", "stream_deltas"]
+__all__ = ["DEFAULT_MAX_TOKENS", "PROVIDER", "acomplete", "acompletion", "astream_in_thread", "complete", "is_local",
+           "penalties", "stream_deltas"]
 
+DEFAULT_MAX_TOKENS = 128
+"""Token limit of a request that sets none."""
 _AHEAD = 8
 
 
@@ -31,17 +34,39 @@ def _model_for(model: str) -> Runtime:
     return get_local_model(model.split("/", 1)[1] if is_local(model) else model)
 
 
-def _sampling(params: dict | None, defaults: tuple[float, float] = (1.0, 1.0)) -> dict:
+def _number(params: dict, name: str) -> float | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, not {value!r}", param=name) from None
+
+
+def penalties(params: dict | None, defaults: Penalties = Penalties()) -> Penalties:
+    """OpenAI's ``frequency_penalty`` and ``presence_penalty`` as llama.cpp's penalties of the same
+    names, on top of the model's ``defaults`` (its repeat penalty and window stay).  Out of OpenAI's
+    range (-2 to 2): :class:`~middleware.errors.InputError`."""
+    p = params or {}
+    given = {field: value for name, field in (("frequency_penalty", "frequency"), ("presence_penalty", "presence"))
+             if (value := _number(p, name)) is not None}
+    return dataclasses.replace(defaults, **given)
+
+
+def _sampling(params: dict | None, defaults: tuple[float, float] = (1.0, 1.0),
+              penalty_defaults: Penalties = Penalties()) -> dict:
     """OpenAI parameters as :meth:`Runtime.generate` keyword arguments; unset temperature and top_p
-    take the model's ``defaults``."""
+    take the model's ``defaults``, unset penalties its ``penalty_defaults``."""
     p = dict(params or {})
     max_tokens = p.get("max_tokens", p.get("max_completion_tokens"))
     out = {
-        "max_tokens": 128 if max_tokens is None else int(max_tokens),
+        "max_tokens": DEFAULT_MAX_TOKENS if max_tokens is None else int(max_tokens),
         "temperature": defaults[0] if p.get("temperature") is None else float(p["temperature"]),
         "top_p": defaults[1] if p.get("top_p") is None else float(p["top_p"]),
         "seed": p.get("seed"),
         "stop": p.get("stop"),
+        "penalties": penalties(p, penalty_defaults),
     }
     if isinstance(out["stop"], str):
         out["stop"] = [out["stop"]]
@@ -51,7 +76,7 @@ def _sampling(params: dict | None, defaults: tuple[float, float] = (1.0, 1.0)) -
 def _prepare(model: str, messages: list, params: dict | None) -> tuple[Runtime, str, dict]:
     lm = _model_for(model)
     prompt, role_stops = lm.format_chat(messages)
-    kw = _sampling(params, lm.sampling_defaults())
+    kw = _sampling(params, lm.sampling_defaults(), lm.penalty_defaults())
     kw["stop"] = list(kw["stop"] or []) + role_stops
     return lm, prompt, kw
 
@@ -80,8 +105,9 @@ async def acomplete(model: str, messages: list, params: dict | None) -> list[Com
 
 
 def stream_deltas(model: str, messages: list, params: dict | None) -> Iterator[dict]:
-    """Text deltas ``{"text", "finish_reason", "usage"}``; joined, they equal :func:`complete`'s text.
-    The last one has a finish reason and the usage."""
+    """Text deltas ``{"text", "finish_reason", "completion_tokens", "usage"}``; joined, they equal
+    :func:`complete`'s text.  ``completion_tokens`` counts the tokens so far; the last delta has a
+    finish reason and the usage."""
     if int((params or {}).get("n") or 1) != 1:
         raise InputError("in-process models stream only n=1", param="n")
     lm, prompt, kw = _prepare(model, messages, params)
@@ -100,7 +126,7 @@ def stream_deltas(model: str, messages: list, params: dict | None) -> Iterator[d
             done = ch.finish_reason is not None
             if not body and not done:
                 continue
-            yield {"text": body, "finish_reason": ch.finish_reason,
+            yield {"text": body, "finish_reason": ch.finish_reason, "completion_tokens": ch.completion_tokens,
                    "usage": usage(ch.prompt_tokens, ch.completion_tokens) if done else None}
     finally:
         chunks.close()
@@ -169,7 +195,8 @@ async def acompletion(model: str, messages: list, stream: bool = False, **params
     """``litellm.acompletion`` for ``local/`` models, as plain OpenAI JSON objects: a
     ``chat.completion`` dict, or (``stream=True``) an async iterator of ``chat.completion.chunk``
     dicts.  Parameters other than the sampling ones (``max_tokens``, ``temperature``, ``top_p``,
-    ``seed``, ``stop``, ``n``) are ignored, as the litellm provider ignores them."""
+    ``seed``, ``stop``, ``n``, ``frequency_penalty``, ``presence_penalty``) are ignored, as the litellm
+    provider ignores them."""
     ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
     if stream:
         return _chunks(model, messages, params, ident, created)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import LlamaCppError
 from .._paths import cache_dir as default_cache_dir
-from .decoding import Completion, StreamChunk, plain_chat_prompt, plain_messages
+from .decoding import Completion, Penalties, StreamChunk, plain_chat_prompt, plain_messages
 from .registry import EMBEDDED, gguf_path
 from .runtime import Runtime, option_tokens, spinner
 
@@ -34,10 +34,9 @@ N_CTX = 4096
 # Large enough to force the wanted token under greedy sampling, whatever the logits.
 _FORCE_BIAS = 1000.0
 _TOP = 20
-# Plain temperature/top-p sampling, as in the transformers runtime: llama.cpp's
-# server defaults (top_k 40, min_p 0.05) would otherwise apply on top.
-_SAMPLING = {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0,
-             "presence_penalty": 0.0, "frequency_penalty": 0.0}
+# Plain temperature/top-p sampling with only the penalties asked for, as in the transformers
+# runtime: llama.cpp's server defaults (top_k 40, min_p 0.05) would otherwise apply on top.
+_SAMPLING = {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, **Penalties().llamacpp()}
 
 
 def _usable_cores() -> int:
@@ -196,10 +195,10 @@ class LlamaCppModel(Runtime):
 
     @staticmethod
     def _body(ids: list[int], max_tokens: int, temperature: float, top_p: float,
-              stop: Iterable[str] | str | None, seed: int | None) -> dict:
+              stop: Iterable[str] | str | None, seed: int | None, penalties: Penalties | None) -> dict:
         stops = [stop] if isinstance(stop, str) else [s for s in (stop or []) if s]
         body = {"prompt": ids, "max_tokens": max_tokens, "temperature": max(0.0, float(temperature)),
-                "top_p": float(top_p), "stop": stops}
+                "top_p": float(top_p), "stop": stops, **(penalties or Penalties()).llamacpp()}
         if seed is not None:
             body["seed"] = int(seed) & 0xFFFFFFFF
         return body
@@ -222,7 +221,8 @@ class LlamaCppModel(Runtime):
     def generate(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
                  top_p: float = 1.0, stop: Iterable[str] | str | None = None, n: int = 1,
                  seed: int | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> list[Completion]:
+                 should_stop: Callable[[], bool] | None = None,
+                 penalties: Penalties | None = None) -> list[Completion]:
         ids, max_tokens = self._prompt_ids(prompt, max_tokens)
         outs: list[Completion] = []
         for i in range(n):
@@ -231,7 +231,7 @@ class LlamaCppModel(Runtime):
                 continue
             # n samples are n requests on the cached prompt; each its own seed.
             body = self._body(ids, max_tokens, temperature, top_p, stop,
-                              None if seed is None else seed + i)
+                              None if seed is None else seed + i, penalties)
             if should_stop is None:
                 res = self._complete(body)
                 choice = res["choices"][0]
@@ -249,12 +249,12 @@ class LlamaCppModel(Runtime):
 
     def stream_chunks(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
                       top_p: float = 1.0, stop: Iterable[str] | str | None = None,
-                      seed: int | None = None) -> Iterator[StreamChunk]:
+                      seed: int | None = None, penalties: Penalties | None = None) -> Iterator[StreamChunk]:
         ids, max_tokens = self._prompt_ids(prompt, max_tokens)
         if max_tokens <= 0:
             yield StreamChunk("", "length", len(ids), 0)
             return
-        yield from self._stream(self._body(ids, max_tokens, temperature, top_p, stop, seed), len(ids))
+        yield from self._stream(self._body(ids, max_tokens, temperature, top_p, stop, seed, penalties), len(ids))
 
     def _stream(self, body: dict, prompt_tokens: int,
                 should_stop: Callable[[], bool] | None = None) -> Iterator[StreamChunk]:

@@ -87,7 +87,10 @@ def _make_handler_class(litellm: Any) -> type:
 
         def completion(self, model: str, messages: list, model_response: Any = None,
                        optional_params: dict | None = None, **kwargs: Any) -> Any:
-            return self._response(model, complete(model, messages, optional_params), model_response)
+            try:
+                return self._response(model, complete(model, messages, optional_params), model_response)
+            except InputError as e:
+                raise CustomLLMError(status_code=400, message=str(e)) from None
 
         @staticmethod
         def _chunks(model: str, messages: list, optional_params: dict | None) -> Iterator[dict]:
@@ -105,7 +108,10 @@ def _make_handler_class(litellm: Any) -> type:
 
         async def acompletion(self, model: str, messages: list, model_response: Any = None,
                               optional_params: dict | None = None, **kwargs: Any) -> Any:
-            return self._response(model, await acomplete(model, messages, optional_params), model_response)
+            try:
+                return self._response(model, await acomplete(model, messages, optional_params), model_response)
+            except InputError as e:  # litellm would call anything else a connection error (502)
+                raise CustomLLMError(status_code=400, message=str(e)) from None
 
         def astreaming(self, model: str, messages: list, optional_params: dict | None = None,
                        **kwargs: Any) -> AsyncIterator[dict]:

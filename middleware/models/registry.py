@@ -18,6 +18,7 @@ from typing import Callable
 
 from .._files import atomic_target
 from ..errors import UnknownModelError
+from .decoding import Penalties
 
 __all__ = ["PROVIDER", "LOCAL_PREFIX", "is_local", "local_name", "EVAL_MODEL", "EmbeddedModel", "EMBEDDED", "BASE_MODEL", "CHAT_MODEL", "RUNTIMES", "PRECISIONS", "ModelSpec",
            "UnknownModelError", "is_embedded", "parse_model", "gguf_path"]
@@ -86,11 +87,16 @@ class EmbeddedModel:
     temperature: float = 1.0
     top_p: float = 1.0
     """Sampling defaults when a request sets none (the model card's advice)."""
+    penalties: Penalties = Penalties()
+    """Repetition penalties of chat requests (``selfalign chat``, the proxy, litellm's ``local/``)."""
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {m.name: m for m in (
-    # SmolLM2's model card: temperature 0.2, top_p 0.9; at temperature 1 it rambles.
-    EmbeddedModel(CHAT_MODEL, "SmolLM2 135M Instruct (Apache-2.0), Q4_1, English chat", True, _smollm2, 0.2, 0.9),
+    # SmolLM2's model card: temperature 0.2, top_p 0.9; at temperature 1 it rambles.  Without a penalty
+    # 44% of its chat answers repeated 8 words 3+ times; Ollama's default repeat penalty (1.1 over the
+    # last 64 tokens) took that to 4% (benchmarks/chat_quality.py, docs/models.md).
+    EmbeddedModel(CHAT_MODEL, "SmolLM2 135M Instruct (Apache-2.0), Q4_1, English chat", True, _smollm2, 0.2, 0.9,
+                  Penalties(repeat=1.1, last_n=64)),
     EmbeddedModel(BASE_MODEL, "Gemma 3 270M base, Q4_K_M, text continuation and scoring", False, _gemma),
 )}
 

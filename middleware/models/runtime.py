@@ -14,7 +14,8 @@ import sys
 from abc import ABC, abstractmethod
 from typing import Callable, Iterable, Iterator, Sequence
 
-from .decoding import Completion, StreamChunk
+from .decoding import Completion, Penalties, StreamChunk
+from .registry import EMBEDDED
 
 __all__ = ["Runtime", "option_tokens", "spinner"]
 
@@ -36,15 +37,17 @@ class Runtime(ABC):
     def generate(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
                  top_p: float = 1.0, stop: Iterable[str] | str | None = None, n: int = 1,
                  seed: int | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> list[Completion]:
+                 should_stop: Callable[[], bool] | None = None,
+                 penalties: Penalties | None = None) -> list[Completion]:
         """Sample ``n`` completions.  ``temperature`` 0 is greedy.  Text ends before the first
         stop string ("stop"), at end of sequence ("stop") or after ``max_tokens`` ("length");
-        ``should_stop`` is polled to abandon the work early."""
+        ``should_stop`` is polled to abandon the work early.  ``penalties`` (default: none)
+        apply before the temperature, in greedy decoding too."""
 
     @abstractmethod
     def stream_chunks(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
                       top_p: float = 1.0, stop: Iterable[str] | str | None = None,
-                      seed: int | None = None) -> Iterator[StreamChunk]:
+                      seed: int | None = None, penalties: Penalties | None = None) -> Iterator[StreamChunk]:
         """Text deltas with counts; the last chunk carries the finish reason.  A partial stop
         string is never emitted; closing the iterator stops decoding."""
 
@@ -62,11 +65,16 @@ class Runtime(ABC):
         """The model's own default ``(temperature, top_p)``."""
         return 1.0, 1.0
 
+    def penalty_defaults(self) -> Penalties:
+        """The penalties of a chat request that sets none: an embedded model's own, else none."""
+        entry = EMBEDDED.get(self.name)
+        return entry.penalties if entry else Penalties()
+
     def stream(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
                top_p: float = 1.0, stop: Iterable[str] | str | None = None,
-               seed: int | None = None) -> Iterator[str]:
+               seed: int | None = None, penalties: Penalties | None = None) -> Iterator[str]:
         """Yield text deltas; joined they equal ``generate(...)[0].text`` for the same seed."""
-        chunks = self.stream_chunks(prompt, max_tokens, temperature, top_p, stop, seed)
+        chunks = self.stream_chunks(prompt, max_tokens, temperature, top_p, stop, seed, penalties)
         try:
             for chunk in chunks:
                 if chunk.text:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from .._messages import message_text
 from .._paths import cache_dir as default_cache_dir
 from .gguf_convert import load_from_gguf, save_atomically
-from .decoding import Completion, StreamChunk, TextRow as _Row, plain_chat_prompt
+from .decoding import Completion, Penalties, StreamChunk, TextRow as _Row, plain_chat_prompt
 from .registry import BASE_MODEL, EMBEDDED, gguf_path
 from .runtime import Runtime, option_tokens, spinner as _spinner
 
@@ -93,6 +93,18 @@ def _limit_torch_threads() -> None:
         cores = os.cpu_count() or 1
     if torch.get_num_threads() > cores:
         torch.set_num_threads(cores)
+
+
+def _penalise(logits: Any, context: Any, p: Penalties) -> Any:
+    """llama.cpp's repetition penalties on a batch of logits, given each row's context token ids."""
+    import torch
+
+    window = context[:, -p.last_n:]
+    counts = torch.zeros_like(logits).scatter_add_(1, window, torch.ones(window.shape, dtype=logits.dtype))
+    seen = counts > 0
+    if p.repeat != 1.0:
+        logits = torch.where(seen, torch.where(logits > 0, logits / p.repeat, logits * p.repeat), logits)
+    return logits - counts * p.frequency - seen.to(logits.dtype) * p.presence
 
 
 class TransformersModel(Runtime):
@@ -169,9 +181,11 @@ class TransformersModel(Runtime):
         return self.tokenizer(text, add_special_tokens=special)["input_ids"]
 
     def _steps(self, prompt: str, n: int, max_tokens: int, temperature: float, top_p: float,
-               seed: int | None) -> Iterator[Any]:
+               seed: int | None, penalties: Penalties | None = None) -> Iterator[Any]:
         """Yield a tensor of ``n`` sampled next tokens per step, forever."""
         import torch
+
+        penalise = penalties is not None and penalties.active
 
         ids = self.encode(prompt)
         limit = getattr(self.model.config, "max_position_embeddings", None)
@@ -179,6 +193,7 @@ class TransformersModel(Runtime):
             ids = ids[-max(1, limit - max_tokens):]
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         inputs = torch.tensor([ids] * n)
+        context = inputs
         past = None
         with torch.inference_mode():
             while True:
@@ -186,6 +201,8 @@ class TransformersModel(Runtime):
                                     logits_to_keep=1)
                 past = out.past_key_values
                 logits = out.logits[:, -1, :].float()
+                if penalise:
+                    logits = _penalise(logits, context, penalties)
                 if temperature <= 0:
                     nxt = logits.argmax(-1)
                 else:
@@ -199,6 +216,8 @@ class TransformersModel(Runtime):
                     nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
                 yield nxt
                 inputs = nxt.unsqueeze(-1)
+                if penalise:
+                    context = torch.cat([context, inputs], dim=-1)
 
     def _prompt_len(self, prompt: str) -> int:
         return len(self.encode(prompt))
@@ -220,7 +239,8 @@ class TransformersModel(Runtime):
     def generate(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
                  top_p: float = 1.0, stop: Iterable[str] | str | None = None, n: int = 1,
                  seed: int | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> list[Completion]:
+                 should_stop: Callable[[], bool] | None = None,
+                 penalties: Penalties | None = None) -> list[Completion]:
         """Sample ``n`` completions of ``prompt`` (decoded together as one batch).
 
         ``temperature`` 0 is greedy.  Output ends at the first stop string
@@ -233,7 +253,7 @@ class TransformersModel(Runtime):
         rows = [_Row(self.tokenizer, stops, max_tokens) for _ in range(n)]
         parts: list[list[str]] = [[] for _ in range(n)]
         if max_tokens > 0:
-            steps = self._steps(prompt, n, max_tokens, temperature, top_p, seed)
+            steps = self._steps(prompt, n, max_tokens, temperature, top_p, seed, penalties)
             try:
                 for nxt in steps:
                     for row, part, tok in zip(rows, parts, nxt.tolist()):
@@ -249,7 +269,7 @@ class TransformersModel(Runtime):
 
     def stream_chunks(self, prompt: str, max_tokens: int = 128, temperature: float = 1.0,
                       top_p: float = 1.0, stop: Iterable[str] | str | None = None,
-                      seed: int | None = None) -> Iterator[StreamChunk]:
+                      seed: int | None = None, penalties: Penalties | None = None) -> Iterator[StreamChunk]:
         """Like :meth:`stream` but yields :class:`StreamChunk` with counts; the
         last chunk (possibly with empty text) carries the finish reason."""
         stops = [stop] if isinstance(stop, str) else list(stop or [])
@@ -258,7 +278,7 @@ class TransformersModel(Runtime):
         if max_tokens <= 0:
             yield StreamChunk("", "length", prompt_tokens, 0)
             return
-        steps = self._steps(prompt, 1, max_tokens, temperature, top_p, seed)
+        steps = self._steps(prompt, 1, max_tokens, temperature, top_p, seed, penalties)
         try:
             for nxt in steps:
                 tok = int(nxt[0])

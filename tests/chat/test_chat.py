@@ -6,7 +6,8 @@ import io
 import pytest
 
 from middleware.retrieval.aligner import SelfAligner
-from middleware.chat.session import ChatSession, litellm_backend
+from middleware.chat.backends import litellm_backend
+from middleware.chat.session import ChatSession
 from middleware.cli.chat import ChatTerminal
 from middleware.errors import ChatBackendError, SelfAlignError
 from middleware.data.user_profile import save_user_profile
@@ -321,7 +322,7 @@ def test_embedded_model_chats_without_litellm():
     from processes import python_prints
 
     code = ("import sys\n"
-            "from middleware.chat.session import ChatSession, litellm_backend\n"
+            "from middleware.chat import ChatSession, litellm_backend\n"
             "chat = ChatSession(litellm_backend('local/smollm2-135m-instruct', max_tokens=8, temperature=0),\n"
             "                   country='us', language='en')\n"
             "streamed = []\n"

@@ -145,6 +145,40 @@ def test_piped_lines_are_answered_one_by_one(warm_model):
     assert rest.count("\n  ") == 6 and "(language: en)" in rest and rest.strip().splitlines()[-1].strip()
 
 
+def _shown_lines(child):
+    """The answer's lines as the terminal shows them: the prefix and the text, escape codes removed."""
+    _, answer = read_answer(child)
+    return ("assistant> " + ANSI.sub("", answer)).rstrip().split("\r\n")
+
+
+@pytest.mark.slow
+def test_answers_wrap_between_words_at_any_width(warm_model):
+    """At 40 columns no line reaches past the edge (so the terminal never cuts a word) and the words are
+    the model's own, none split; after a resize to 28 columns the next answer follows the new width."""
+    question, args = "Why is the sky blue?", ["chat", "--no-align", "--max-tokens", "60", "--temperature", "0"]
+    plain = run([*args, "--message", question])
+    assert plain.returncode == 0, plain.stderr
+    child = spawn_cli(args, ROOT, env(COLUMNS="40"), TIMEOUT, (50, 40))
+    try:
+        child.expect_exact(PROMPT)
+        child.sendline(question)
+        lines = _shown_lines(child)
+        assert len(lines) >= 3 and all(len(line) <= 40 for line in lines), lines
+        assert " ".join(lines).split()[1:] == plain.stdout.split()
+
+        child.setwinsize(50, 28)
+        child.sendline("/reset")  # the same question from the same (empty) history: the same answer
+        child.expect_exact(PROMPT)
+        child.sendline(question)
+        lines = _shown_lines(child)
+        assert all(len(line) <= 28 for line in lines) and max(map(len, lines)) > 20, lines
+        assert " ".join(lines).split()[1:] == plain.stdout.split()
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+
+
 def test_other_languages_get_one_note_about_the_english_only_model(warm_model):
     p = run(["chat", "--country", "ro", "--max-tokens", "4", "--temperature", "0"],
             stdin="Este important ca femeile să lucreze?\nCe părere ai despre religie?\nIs work a duty?\n")
