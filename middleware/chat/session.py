@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..retrieval.aligner import DEFAULT_K, Demonstration, SelfAligner
+from ..retrieval.relevance import Relevance
 from ..errors import ChatBackendError, InputError, SelfAlignError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "demos_plain",
     "demos_table",
     "litellm_backend",
+    "not_injected_note",
     "preload_model",
 ]
 
@@ -111,6 +113,8 @@ class ChatSession:
                                  param="country")
         self.history: list[dict] = []
         self.last_demonstrations: list[Demonstration] = []
+        self.last_relevance: Relevance | None = None
+        """The relevance decision for the last aligned message (why it got demonstrations or none)."""
         self.last_turn: Turn | Comparison | None = None
 
     # ------------------------------------------------------------------ settings
@@ -137,6 +141,7 @@ class ChatSession:
     def reset(self) -> None:
         self.history.clear()
         self.last_demonstrations = []
+        self.last_relevance = None
         self.last_turn = None
 
     # ------------------------------------------------------------------ turns
@@ -196,6 +201,7 @@ class ChatSession:
         turn = self._run(text, request, self.align_enabled, on_delta)
         if turn.aligned:
             self.last_demonstrations = turn.demonstrations
+            self.last_relevance = getattr(turn.demonstrations, "relevance", None)
         self.last_turn = turn
         self._record(turn)
         return turn
@@ -223,6 +229,7 @@ class ChatSession:
             turns[which] = self._run(text, req, aligned, cb)
         result = Comparison(turns["unaligned"], turns["aligned"])
         self.last_demonstrations = result.aligned.demonstrations
+        self.last_relevance = getattr(result.aligned.demonstrations, "relevance", None)
         self.last_turn = result
         self._record(result.aligned if self.align_enabled else result.unaligned)
         return result
@@ -250,6 +257,7 @@ class ChatSession:
             if not self.last_demonstrations:
                 why = ("alignment is off (--no-align): nothing was injected" if not self.align_enabled
                        else "no demonstrations yet: send a message first" if self.last_turn is None
+                       else not_injected_note(self.last_relevance) if self.last_relevance is not None
                        else "no demonstrations were injected for the last message")
                 return CommandResult("demos", why)
             return CommandResult("demos", self.description, list(self.last_demonstrations))
@@ -267,6 +275,14 @@ class ChatSession:
 
 
 # ---------------------------------------------------------------------- rendering
+
+
+def not_injected_note(relevance: Relevance) -> str:
+    """One line on why a message got no demonstrations (the chat's dim note, /demos)."""
+    if relevance.inject:
+        return "no statement of the profile matched the last message"
+    return (f"nothing injected for the last message: {relevance.reason} (relevance {relevance.score:.2f} < "
+            f"{relevance.threshold:g}); only messages about values get demonstrations")
 
 
 def demos_plain(demos: Sequence[Demonstration]) -> str:

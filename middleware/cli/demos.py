@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from ..options import DEFAULT_MIN_RELEVANCE
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -23,7 +25,11 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the random strategies."),
         min_margin: float = typer.Option(0.0, "--min-margin", min=0.0, max=0.999, help="Leave out probes whose "
                                          "survey majority leads by less than this share (0.1: closer than 55/45)."),
-        as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+        min_relevance: float = typer.Option(DEFAULT_MIN_RELEVANCE, "--min-relevance", min=0.0, max=1.0,
+                                            help="Show demonstrations only when TEXT is about values with at "
+                                            "least this probability; 0: always k (the paper's setting)."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON object (relevance, data) instead of a "
+                                     "table."),
     ) -> None:
         """Show the WVS demonstrations selfalign would inject for TEXT."""
         from ..retrieval.aligner import SelfAligner
@@ -31,15 +37,21 @@ def register(app: typer.Typer) -> None:
         if country is None and profile is None:
             country = "us"
         aligner = SelfAligner(country=country, language=language, k=k, strategy=strategy, profile=profile, seed=seed,
-                              min_margin=min_margin)
+                              min_margin=min_margin, min_relevance=min_relevance)
         if profile is None:
             from ..data.coverage import coverage_warning_once
 
             if (warning := coverage_warning_once(aligner.country)):
                 typer.echo(f"selfalign: warning: {warning}", err=True)
-        found = aligner.demonstrations(text)
+        found = aligner.select(text)
         if as_json:
-            typer.echo(json.dumps([d.to_dict() for d in found], ensure_ascii=False, indent=2))
+            typer.echo(json.dumps({"relevance": found.relevance.to_dict(), "data": [d.to_dict() for d in found]},
+                                  ensure_ascii=False, indent=2))
+            return
+        if not found.relevance.inject:
+            r = found.relevance
+            typer.echo(f"No demonstrations: {r.reason} (relevance {r.score:.2f} < {r.threshold:g}); "
+                       f"--min-relevance 0 shows them anyway.")
             return
         from rich.console import Console
         from rich.table import Table

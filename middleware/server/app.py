@@ -22,7 +22,9 @@ from .config import ServerConfig
 from .errors import ProxyError, bad_request, error_body, from_selfalign
 from ..data.registry import ProfileRegistry
 from ..options import AlignOptions
+from ..retrieval.aligner import Selection
 from ..retrieval.cache import AlignerCache
+from ..retrieval.relevance import ALIGNMENT_OFF
 from .routing import ModelRouter, align_key, split_model_suffix
 from .schema import CHAT_REQUEST, DEMONSTRATIONS_REQUEST, ERROR_RESPONSES
 from .upstream import Forwarders
@@ -32,6 +34,7 @@ __all__ = ["create_app", "Proxy"]
 log = logging.getLogger("selfalign.server")
 DEMOS_HEADER = "X-SelfAlign-Demonstrations"
 LANGUAGE_HEADER = "X-SelfAlign-Language"  # the language the demonstrations were picked in
+RELEVANCE_HEADER = "X-SelfAlign-Relevance"  # why the request got demonstrations or none
 # Retrieval over a long message takes ~0.2 ms per KB; past this many characters it
 # runs in a worker thread so one huge request does not stall every other one.
 _THREAD_ABOVE_CHARS = 16_000
@@ -142,9 +145,9 @@ class Proxy:
                               f"flatten it")
         return body
 
-    async def align(self, key: AlignOptions | None, messages: list) -> tuple[list, list]:
+    async def align(self, key: AlignOptions | None, messages: list) -> tuple[list, Selection]:
         if key is None:
-            return messages, []
+            return messages, Selection([], ALIGNMENT_OFF)
         aligner = await self.aligners.aget(key)
         if _query_chars(messages) > _THREAD_ABOVE_CHARS:
             return await asyncio.to_thread(aligner.align_with_demonstrations, messages)
@@ -196,9 +199,7 @@ class Proxy:
         body["messages"], demos = await self.align(key, messages)
         if self.config.log_content:
             log.info("messages to %s: %s", upstream.name, dumps(body["messages"]).decode())
-        headers = {DEMOS_HEADER: str(len(demos))}
-        if demos and demos[0].language:
-            headers[LANGUAGE_HEADER] = demos[0].language
+        headers = _decision_headers(demos)
         forward = self.forwarders(upstream)
         try:
             if stream:
@@ -238,16 +239,15 @@ class Proxy:
         suffix = split_model_suffix(model)[1] if model else None
         key = align_key(body.get("selfalign"), request.headers, suffix, self.config, self.aligners)
         out: dict[str, Any] = {"object": "selfalign.demonstrations", "enabled": key is not None, "data": [],
-                               "system_message": None}
-        demos: list = []
+                               "system_message": None, "relevance": ALIGNMENT_OFF.to_dict()}
+        _, demos = await self.align(key, messages)
         if key is not None:
             aligner = await self.aligners.aget(key)
-            _, demos = await self.align(key, messages)
             out.update(country=key.country, language=demos[0].language if demos else aligner.language, profile=aligner.profile.name, k=key.k,
                        strategy=key.strategy, data=[d.to_dict() for d in demos],
-                       system_message=aligner.system_block(demos) if demos else None)
-        return Response(dumps(out), media_type="application/json", headers={
-            DEMOS_HEADER: str(len(demos)), **({LANGUAGE_HEADER: demos[0].language} if demos else {})})
+                       system_message=aligner.system_block(demos) if demos else None,
+                       relevance=demos.relevance.to_dict())
+        return Response(dumps(out), media_type="application/json", headers=_decision_headers(demos))
 
     def models(self, request: Request) -> Response:
         self.authorize(request)
@@ -272,6 +272,15 @@ class Proxy:
         return Response(dumps({"object": "list", "data": self.profiles.describe(), "default": default,
                                "countries": available_countries(), "languages": available_languages()}),
                         media_type="application/json")
+
+
+def _decision_headers(demos: Selection) -> dict[str, str]:
+    """How many demonstrations a request got, in which language, and the relevance decision behind it."""
+    headers = {DEMOS_HEADER: str(len(demos))}
+    if demos and demos[0].language:
+        headers[LANGUAGE_HEADER] = demos[0].language
+    headers[RELEVANCE_HEADER] = demos.relevance.header()
+    return headers
 
 
 def _too_large(limit: int) -> ProxyError:
@@ -381,7 +390,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     chat_doc = dict(openapi_extra=CHAT_REQUEST, response_class=Response, responses={
         200: {"description": "A chat completion, or an SSE stream of chunks ending with 'data: [DONE]'",
               "content": {"application/json": {}, "text/event-stream": {}},
-              "headers": {DEMOS_HEADER: {"schema": {"type": "integer"}}}},
+              "headers": {DEMOS_HEADER: {"schema": {"type": "integer"}},
+                          RELEVANCE_HEADER: {"schema": {"type": "string"}, "description": "Why the request got "
+                                             "demonstrations or none: reason; score; threshold"}}},
         404: {"description": "Unknown model (when the server lists models)"},
         429: {"description": "The upstream is rate limiting (Retry-After kept)"},
         502: {"description": "The upstream failed or is unreachable"},

@@ -104,7 +104,8 @@ def install(app: Any, config: ServerConfig) -> None:
         # Bearer keys travel in a header, not in cookies: no credentials mode, so even '*' exposes no session.
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["*"], max_age=600,
-                           expose_headers=["X-SelfAlign-Demonstrations", "Retry-After"])
+                           expose_headers=["X-SelfAlign-Demonstrations", "X-SelfAlign-Relevance",
+                                           "X-SelfAlign-Language", "Retry-After"])
     app.add_middleware(HostOriginGuard, config=config)  # added last: runs first
 
 

@@ -14,10 +14,27 @@ def run(*args, check=True):
 
 
 def test_demos_json():
-    out = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json").stdout)
-    assert len(out) == 5 and set(out[0]) == {"text", "score", "probe_id", "category", "language"}
-    assert out[0]["language"] == "en"  # detected from the message (language auto)
-    assert out[0]["probe_id"] == "Q184" and out[0]["score"] >= out[-1]["score"]
+    out = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json", "--min-relevance",
+                         "0").stdout)
+    data = out["data"]
+    assert len(data) == 5 and set(data[0]) == {"text", "score", "probe_id", "category", "language"}
+    assert data[0]["language"] == "en"  # detected from the message (language auto)
+    assert data[0]["probe_id"] == "Q184" and data[0]["score"] >= data[-1]["score"]
+    assert out["relevance"] == {"inject": True, "score": 1.0, "threshold": 0.0,
+                                "reason": "min_relevance is 0: every message gets demonstrations"}
+
+
+def test_demos_json_reports_the_relevance_decision():
+    coding = json.loads(run("demos", "Write a Python function that sorts a list of numbers.", "--country", "us",
+                            "--json").stdout)
+    r = coding["relevance"]
+    assert coding["data"] == [] and list(r) == ["inject", "score", "threshold", "reason"]
+    assert r["inject"] is False and r["reason"] == "not about values" and r["score"] < r["threshold"]
+    values = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json").stdout)
+    assert values["relevance"]["inject"] is True and values["data"][0]["probe_id"] == "Q184"
+    assert 1 <= len(values["data"]) <= 5
+    table = run("demos", "Write a Python function that sorts a list of numbers.", "--country", "us").stdout
+    assert "No demonstrations: not about values" in table and "--min-relevance 0" in table
 
 
 def test_demos_table_shows_demonstrations():
