@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..options import DEFAULT_MIN_RELEVANCE
 from ..retrieval.aligner import DEFAULT_K, Demonstration, SelfAligner
 from ..retrieval.relevance import Relevance
 from ..errors import ChatBackendError, InputError, SelfAlignError
@@ -97,8 +98,10 @@ class ChatSession:
 
     def __init__(self, complete: Complete | None, country: str | None = None, language: str | None = None,
                  k: int = DEFAULT_K, strategy: str = "chrf", profile: str | Path | None = None,
-                 align: bool = True, seed: int | None = None, system: str | None = None):
+                 align: bool = True, seed: int | None = None, system: str | None = None,
+                 min_relevance: float = DEFAULT_MIN_RELEVANCE):
         self.complete = complete
+        self.min_relevance = min_relevance
         self.language = language
         self.k = k
         self.strategy = strategy
@@ -121,7 +124,7 @@ class ChatSession:
 
     def _make_aligner(self, country: str | None, profile: str | Path | None) -> SelfAligner:
         return SelfAligner(country=country, language=self.language, k=self.k, strategy=self.strategy,
-                           profile=profile, seed=self.seed)
+                           profile=profile, seed=self.seed, min_relevance=self.min_relevance)
 
     @property
     def description(self) -> str:

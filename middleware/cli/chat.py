@@ -12,6 +12,8 @@ from typing import Optional, TextIO
 
 import typer
 
+from ..options import DEFAULT_MIN_RELEVANCE
+
 __all__ = ["ChatTerminal", "register"]
 
 # readline ignores zero-width escape codes only between \001 and \002.
@@ -254,6 +256,9 @@ def register(app: typer.Typer) -> None:
                                      "random-category, semantic, hybrid, cultural, cultural+chrf."),
         profile: Optional[Path] = typer.Option(None, "--profile", "-p", help="A personal value profile "
                                                "(YAML/JSON), e.g. from `selfalign profiles questionnaire`."),
+        min_relevance: float = typer.Option(DEFAULT_MIN_RELEVANCE, "--min-relevance", min=0.0, max=1.0,
+                                            help="Inject only into messages about values with at least this "
+                                            "probability; 0: into every message."),
         show_demos: bool = typer.Option(False, "--show-demos", help="Show the injected demonstrations every turn."),
         no_align: bool = typer.Option(False, "--no-align", help="Send messages unchanged (a baseline)."),
         compare: bool = typer.Option(False, "--compare", help="Show the unaligned and the aligned answer side "
@@ -282,7 +287,7 @@ def register(app: typer.Typer) -> None:
 
         # Bad settings fail before the slow model set-up (importing litellm, loading a model).
         session = ChatSession(None, country=country, language=language, k=k, strategy=strategy,
-                              profile=profile, align=not no_align, seed=seed)
+                              profile=profile, align=not no_align, seed=seed, min_relevance=min_relevance)
         if country is not None and profile is None and not no_align:
             from ..data.coverage import coverage_warning_once
 

@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from ..options import DEFAULT_MIN_RELEVANCE
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -20,6 +22,9 @@ def register(app: typer.Typer) -> None:
                                               "requests can choose their own."),
         language: Optional[str] = typer.Option(None, "--language", "-l", help="Default demonstration language "
                                                   "(default: auto, each message's)."),
+        min_relevance: Optional[float] = typer.Option(None, "--min-relevance", min=0.0, max=1.0,
+                                                      help="Inject only into requests about values with at least "
+                                                      f"this probability; 0: into every request \\[default: {DEFAULT_MIN_RELEVANCE:g}]."),
         host: Optional[str] = typer.Option(None, "--host", help="Address to listen on \\[default: 127.0.0.1]."),
         port: Optional[int] = typer.Option(None, "--port", "-p", min=0, max=65535, help="\\[default: 8000]"),
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="SELFALIGN_API_KEY", show_envvar=True,
@@ -65,7 +70,8 @@ def register(app: typer.Typer) -> None:
         if log_level is not None and log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             raise fail(f"--log-level {log_level!r}: use debug, info, warning or error")
         base = load_config(config_file) if config_file is not None else ServerConfig()
-        config = base.with_overrides(model=model, api_base=api_base, country=country, language=language, host=host,
+        config = base.with_overrides(model=model, api_base=api_base, country=country, language=language,
+                                     min_relevance=min_relevance, host=host,
                                      port=port, api_key=api_key or None, max_body_bytes=max_body_bytes,
                                      timeout=timeout, stream_idle_timeout=stream_idle_timeout,
                                      body_timeout=body_timeout, allowed_hosts=allowed_host or None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -16,7 +17,7 @@ from ..data.countries import Country, resolve_country, resolve_language
 from ..errors import InputError
 from ..data.profile import ValueProfile, builtin_profile
 from ..options import DEFAULT_K, DEFAULT_MIN_RELEVANCE, DEFAULT_STRATEGY, AlignOptions, is_off
-from .relevance import Relevance, conversation_query
+from .relevance import FOLLOW_UP_REASON, Relevance, conversation_query
 from .strategies import get_strategy, instruction_of, scorer_of
 
 __all__ = ["Demonstration", "Selection", "SelfAligner", "align", "message_text", "AUTO"]
@@ -155,13 +156,17 @@ class SelfAligner:
         always k demonstrations, the last user message alone.
         """
         if isinstance(conversation, str):
-            query = conversation
-        elif self.min_relevance > 0:
-            query = conversation_query(conversation)
-        else:
-            query = next((message_text(m.get("content")) for m in reversed(conversation)
-                          if isinstance(m, dict) and m.get("role") == "user"), "")
+            conversation = [{"role": "user", "content": conversation}]
+        query = next((message_text(m.get("content")) for m in reversed(conversation)
+                      if isinstance(m, dict) and m.get("role") == "user"), "")
         relevance = Relevance.judge(query, self.min_relevance)
+        if not relevance.inject and query.strip():
+            # A follow-up ("Why?") says little alone: judge it, and retrieve for it, with the turns before it.
+            context = conversation_query(conversation)
+            if context != query:
+                with_context = Relevance.judge(context, self.min_relevance)
+                if with_context.inject:
+                    query, relevance = context, dataclasses.replace(with_context, reason=FOLLOW_UP_REASON)
         if not relevance.inject:
             return Selection([], relevance)
         return Selection(self._retrieve(query, (), floor=self.min_relevance > 0), relevance)

@@ -27,12 +27,13 @@ from .._messages import message_text
 from ..options import DEFAULT_MIN_RELEVANCE
 
 __all__ = ["Relevance", "RelevanceModel", "relevance_model", "hashed_features", "conversation_query",
-           "ALIGNMENT_OFF", "MODEL_PATH", "FOLLOW_UP_WORDS"]
+           "ALIGNMENT_OFF", "MODEL_PATH", "FOLLOW_UP_WORDS", "FOLLOW_UP_REASON"]
 
 MODEL_PATH = Path(__file__).with_name("relevance.npz")
 FOLLOW_UP_WORDS = 6
 """A last user message of at most this many words is a follow-up ("Why?", "And in Germany?") and is
 judged and retrieved together with the user turns before it."""
+FOLLOW_UP_REASON = "about values (a follow-up, read with the earlier user turns)"
 CONTEXT_TURNS = 2
 """How many earlier user turns a follow-up is read with."""
 
@@ -153,8 +154,8 @@ ALIGNMENT_OFF = Relevance(False, 0.0, 0.0, "alignment is off (country none)")
 
 
 def conversation_query(messages: Sequence[dict]) -> str:
-    """The text a request is judged and retrieved by: the last user message, and for a short
-    follow-up also the user turns before it (oldest first)."""
+    """The last user message, and for a short follow-up also the user turns before it (oldest first):
+    what a follow-up that is not about values on its own is judged and retrieved by."""
     users = [message_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     if not users or not users[-1].strip():
         return ""

@@ -124,6 +124,7 @@ def test_follow_up_gets_the_topic_of_the_conversation(aligner):
                 {"role": "user", "content": "Why?"}]
     out, demos = aligner.align_with_demonstrations(messages)
     assert demos.relevance.inject and demos[0].probe_id == "Q184", demos
+    assert demos.relevance.reason.startswith("about values (a follow-up")
     assert not aligner.select([{"role": "user", "content": "Why?"}]).relevance.inject  # alone, it is not
     coding = [{"role": "user", "content": "Write a haiku about autumn leaves."}, messages[1], messages[2]]
     assert not aligner.select(coding).relevance.inject  # a follow-up on a neutral request stays neutral
