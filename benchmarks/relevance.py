@@ -7,6 +7,7 @@ runs each message through ``SelfAligner.select`` (the decision and retrieval a r
 align(), wrap_openai, the callback and the chat all call it). Per language and overall:
 
 - ``through``: share of neutral and borderline messages that get any statement (target <= 5%);
+- ``value in``: share of value messages the decision lets through (whatever they then get);
 - ``on-topic >=1``: share of value messages that get at least one statement whose probe is labelled on
   topic (target >= 95%);
 - ``on-topic share``: share of all injected statements (value messages) that are on topic (>= 80%);
@@ -73,11 +74,12 @@ def measure(aligner: SelfAligner, rows: list[dict], progress: Progress, name: st
         got = aligner.select(messages)
         took = (time.perf_counter() - started) * 1000
         for key in (r["lang"], "all"):
-            s = per.setdefault(key, {"other": 0, "through": 0, "value": 0, "hit": 0, "injected": 0,
+            s = per.setdefault(key, {"other": 0, "through": 0, "value": 0, "passed": 0, "hit": 0, "injected": 0,
                                      "on_topic": 0, "ms": []})
             s["ms"].append(took)
             if r["kind"] == "value":
                 s["value"] += 1
+                s["passed"] += got.relevance.inject
                 on = sum(d.probe_id in r["probes"] for d in got)
                 s["hit"] += on > 0
                 s["injected"] += len(got)
@@ -95,14 +97,14 @@ def _pct(a: int, b: int) -> str:
 
 def table(name: str, per: dict[str, dict], title: str) -> Table:
     t = Table(title=title, title_justify="left")
-    for col in ("lang", "through", "on-topic >=1", "on-topic share", "p50 ms", "p99 ms"):
+    for col in ("lang", "through", "value in", "on-topic >=1", "on-topic share", "p50 ms", "p99 ms"):
         t.add_column(col, justify="left" if col == "lang" else "right")
     for lang in [*LANGS, "conv", "all"]:
         s = per.get(lang)
         if s is None:
             continue
         ms = np.array(s["ms"])
-        t.add_row(lang, _pct(s["through"], s["other"]), _pct(s["hit"], s["value"]),
+        t.add_row(lang, _pct(s["through"], s["other"]), _pct(s["passed"], s["value"]), _pct(s["hit"], s["value"]),
                   _pct(s["on_topic"], s["injected"]), f"{np.percentile(ms, 50):.2f}", f"{np.percentile(ms, 99):.2f}",
                   style="bold" if lang == "all" else None)
     return t
