@@ -7,27 +7,18 @@ import openai
 import pytest
 
 from middleware.server import ServerConfig, ServerThread
+from test_server import _clean, client  # noqa: F401  (the same fixtures, against this module's proxy)
 
 CODING = [{"role": "user", "content": "Write a Python function that sorts a list of numbers."}]
 VALUES = [{"role": "user", "content": "Do you think that euthanasia is ever justifiable?"}]
 
 
-@pytest.fixture(autouse=True)
-def _clean(upstream):
-    upstream.reset()
-    yield
-
-
 @pytest.fixture(scope="module")
 def proxy(upstream):
+    """The proxy with the default relevance decision (test_server.py's runs with min_relevance 0)."""
     config = ServerConfig(model="openai/fake", api_base=upstream.url, country="ro", port=0, log_level="warning")
     with ServerThread(config) as server:
         yield server
-
-
-@pytest.fixture()
-def client(proxy):
-    return openai.OpenAI(base_url=proxy.url, api_key="unused", max_retries=0, timeout=10)
 
 
 def test_coding_question_is_forwarded_untouched_with_the_reason(client, upstream):
