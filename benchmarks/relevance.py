@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     rows = load(args.split)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 240)  # four tables side by side in a log too
     results = {}
     with Progress(console=console, transient=True) as progress:
         for name in args.configs.split(","):
