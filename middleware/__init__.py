@@ -5,7 +5,8 @@ statements most similar to the user's message by chrF++ are completed with the c
 country's majority answer and prepended to the system message.
 """
 
-from .retrieval.aligner import Demonstration, SelfAligner, align
+from .retrieval.aligner import Demonstration, Selection, SelfAligner, align
+from .retrieval.relevance import Relevance
 from .retrieval.chrf import ChrfIndex, chrf_pp
 from .data.countries import PAPER_PAIRS, resolve_country, resolve_language
 from .errors import (InputError, ModelError, NoAnswersError, ProfileError, SelfAlignError, UnknownCountryError,
@@ -19,7 +20,7 @@ from .data.user_profile import load_user_profile
 __version__ = "0.1.0"  # the only place the version is written (pyproject reads it)
 
 __all__ = [
-    "SelfAligner", "align", "Demonstration", "chrf_pp", "ChrfIndex", "Probe", "load_probes", "ValueProfile",
+    "SelfAligner", "align", "Demonstration", "Selection", "Relevance", "chrf_pp", "ChrfIndex", "Probe", "load_probes", "ValueProfile",
     "Statement", "load_user_profile", "register_strategy", "resolve_country", "resolve_language", "PAPER_PAIRS",
     "AlignOptions", "SelfAlignError", "InputError", "ModelError", "UnknownCountryError", "UnknownLanguageError",
     "UnknownStrategyError", "ProfileError", "NoAnswersError", "wrap_openai",
