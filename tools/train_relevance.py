@@ -8,9 +8,12 @@ fitted with L-BFGS on:
 - the dev split of benchmarks/data/relevance (value messages: 1; neutral and borderline: 0), and the
   dev conversations judged as the aligner judges them (a follow-up with its earlier user turns);
 - every probe template of the 14 probe languages, filled with each option (1): the statements themselves;
-- tools/data/relevance_extra.jsonl: short neutral requests and value questions written for this in the
+- tools/data/relevance_extra.jsonl (the hashed model only): short neutral requests and value questions written for this in the
   probe languages the labelled set lacks, and neutral ones in a few other languages (so no language is
   "about values" merely by being one the probes are in).
+
+The semantic strategies' gate, a logistic regression over the message's e5 embedding (which they
+compute anyway), is fitted on the dev messages alone and saved in the same file.
 
 Only split=dev is read. Before the final fit, 5-fold cross-validation over the labelled dev messages
 prints, per threshold, the share of neutral/borderline messages let through and of value messages
@@ -41,6 +44,8 @@ L2 = 1e-5
 BORDERLINE_WEIGHT = 2.0  # value words without a value question: the hard negatives
 PROBE_WEIGHT = 0.02  # 6,900 probe statements: enough to know the topics, not to outweigh real messages
 THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
+SEMANTIC_SCALE = 10.0  # e5 embeddings are unit vectors: scaled so the weights stay near 1
+SEMANTIC_L2 = 1e-3
 TARGET_THROUGH = 0.05  # neutral and borderline messages that may get statements
 
 
@@ -83,7 +88,7 @@ def matrix(texts: list[str]) -> sp.csr_matrix:
                          shape=(len(texts), 1 << BITS))
 
 
-def fit(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+def fit(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float]:
     # Balance the classes so the prior does not decide borderline cases.
     pos = w[y == 1].sum()
     neg = w[y == 0].sum()
@@ -95,8 +100,8 @@ def fit(x: sp.csr_matrix, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, flo
         p = 1 / (1 + np.exp(-z))
         nll = np.sum(w * (np.logaddexp(0, z) - y * z)) / len(y)
         g = w * (p - y) / len(y)
-        grad = np.concatenate([x.T @ g + L2 * coef, [g.sum()]])
-        return nll + 0.5 * L2 * coef @ coef, grad
+        grad = np.concatenate([x.T @ g + l2 * coef, [g.sum()]])
+        return nll + 0.5 * l2 * coef @ coef, grad
 
     res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500})
     return res.x[:-1], float(res.x[-1])
@@ -106,10 +111,23 @@ def predict(x: sp.csr_matrix, coef: np.ndarray, bias: float) -> np.ndarray:
     return 1 / (1 + np.exp(-(x @ coef + bias)))
 
 
+def fit_semantic(texts: list[str], y: np.ndarray, w: np.ndarray, embeddings: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, float]:
+    """The gate of the semantic strategies: a logistic regression over the message's e5 embedding (the one
+    semantic retrieval computes anyway). ``embeddings`` (one row per text) saves embedding them again."""
+    if embeddings is None:
+        from middleware.retrieval.semantic import embed_query
+
+        embeddings = np.stack([embed_query(t) for t in texts])
+    return fit(sp.csr_matrix(embeddings * SEMANTIC_SCALE), y, w, l2=SEMANTIC_L2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--embeddings", type=Path, help="e5 embeddings of the dev messages in order (.npy), "
+                    "instead of embedding them (minutes on 2 cores)")
     args = ap.parse_args()
     dev, bg = labelled("dev"), background()
     print(f"dev messages: {len(dev)} ({sum(r[1] for r in dev)} value); background: {len(bg)}")
@@ -141,7 +159,11 @@ def main() -> None:
     print(f"lowest threshold letting through at most {TARGET_THROUGH:.0%} of neutral/borderline: {chosen}")
 
     coef, bias = fit(sp.vstack([x_dev, x_bg]), np.concatenate([y_dev, y_bg]), np.concatenate([w_dev, w_bg]))
-    np.savez_compressed(args.out, weights=coef.astype(np.float16), bias=np.float32(bias), bits=np.int32(BITS))
+    sem_coef, sem_bias = fit_semantic([r[0] for r in dev], y_dev, w_dev,
+                                      None if args.embeddings is None else np.load(args.embeddings))
+    np.savez_compressed(args.out, weights=coef.astype(np.float16), bias=np.float32(bias), bits=np.int32(BITS),
+                        semantic_weights=(sem_coef * SEMANTIC_SCALE).astype(np.float32),
+                        semantic_bias=np.float32(sem_bias))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB), {np.count_nonzero(coef)} non-zero weights")
 
 

