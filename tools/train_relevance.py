@@ -159,8 +159,22 @@ def main() -> None:
     print(f"lowest threshold letting through at most {TARGET_THROUGH:.0%} of neutral/borderline: {chosen}")
 
     coef, bias = fit(sp.vstack([x_dev, x_bg]), np.concatenate([y_dev, y_bg]), np.concatenate([w_dev, w_bg]))
-    sem_coef, sem_bias = fit_semantic([r[0] for r in dev], y_dev, w_dev,
-                                      None if args.embeddings is None else np.load(args.embeddings))
+    if args.embeddings is not None:
+        emb = np.load(args.embeddings)
+    else:
+        from middleware.retrieval.semantic import embed_query
+
+        emb = np.stack([embed_query(r[0]) for r in dev])
+    cv_sem = np.zeros(len(dev))
+    for f in range(args.folds):
+        train = fold != f
+        c, b = fit_semantic([], y_dev[train], w_dev[train], emb[train])
+        cv_sem[~train] = 1 / (1 + np.exp(-(emb[~train] @ (c * SEMANTIC_SCALE) + b)))
+    print("the semantic strategies' gate (e5 embedding), same cross-validation:")
+    for t in THRESHOLDS:
+        print(f"{t:9.2f}  {(cv_sem[y_dev == 0] >= t).mean():26.1%}  {(cv_sem[groups == 'borderline'] >= t).mean():18.1%}"
+              f"  {(cv_sem[y_dev == 1] >= t).mean():10.1%}")
+    sem_coef, sem_bias = fit_semantic([], y_dev, w_dev, emb)
     np.savez_compressed(args.out, weights=coef.astype(np.float16), bias=np.float32(bias), bits=np.int32(BITS),
                         semantic_weights=(sem_coef * SEMANTIC_SCALE).astype(np.float32),
                         semantic_bias=np.float32(sem_bias))
