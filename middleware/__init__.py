@@ -7,6 +7,8 @@ country's majority answer and prepended to the system message.
 
 from .retrieval.aligner import Demonstration, SelfAligner
 from .retrieval.cache import align
+from .retrieval.aligner import Selection
+from .retrieval.relevance import Relevance
 from .retrieval.chrf import ChrfIndex, chrf_pp
 from .data.countries import PAPER_PAIRS, resolve_country, resolve_language
 from .errors import (InputError, ModelError, NoAnswersError, ProfileError, SelfAlignError, UnknownCountryError,
@@ -20,7 +22,7 @@ from .data.user_profile import load_user_profile
 from ._version import __version__
 
 __all__ = [
-    "SelfAligner", "align", "Demonstration", "chrf_pp", "ChrfIndex", "Probe", "load_probes", "ValueProfile",
+    "SelfAligner", "align", "Demonstration", "Selection", "Relevance", "chrf_pp", "ChrfIndex", "Probe", "load_probes", "ValueProfile",
     "Statement", "load_user_profile", "register_strategy", "resolve_country", "resolve_language", "PAPER_PAIRS",
     "AlignOptions", "SelfAlignError", "InputError", "ModelError", "UnknownCountryError", "UnknownLanguageError",
     "UnknownStrategyError", "ProfileError", "NoAnswersError", "wrap_openai",

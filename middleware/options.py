@@ -1,4 +1,4 @@
-"""The alignment options (country, language, profile, k, strategy, min_margin), declared once for every integration.
+"""The alignment options (country, language, profile, k, strategy, min_margin, min_relevance), declared once for every integration.
 
 Who reads them through this module:
 
@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import InputError
 
-__all__ = ["AlignOptions", "OFF_VALUES", "MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_STRATEGY", "DEFAULT_MIN_MARGIN",
+__all__ = ["AlignOptions", "OFF_VALUES", "MIN_K", "MAX_K", "DEFAULT_K", "DEFAULT_STRATEGY", "DEFAULT_MIN_MARGIN", "DEFAULT_MIN_RELEVANCE",
            "OPTION_NAMES", "HEADER_PREFIX", "option", "option_fields", "provide_choices", "parse", "parse_headers",
            "merge", "json_schema", "header_parameters", "is_off", "env_names", "PYTHON_ONLY"]
 
@@ -53,6 +53,8 @@ DEFAULT_STRATEGY = "chrf"
 # the evaluator's improved share by one probe of 64 (71.9% -> 73.4%, CI 59-83%) and 1-JSD by 0.01,
 # within noise on the embedded model (docs/profiles.md, "Near-ties and min_margin").
 DEFAULT_MIN_MARGIN = 0.0
+DEFAULT_MIN_RELEVANCE = 0.8
+"""The relevance gate's default threshold, chosen on the dev split (middleware.retrieval.relevance)."""
 HEADER_PREFIX = "X-SelfAlign-"
 PYTHON_ONLY = ("seed",)
 """Aligner arguments that Python callers may pass (the wrapper) but requests may not: not options."""
@@ -113,6 +115,9 @@ class AlignOptions:
     min_margin: float = option(DEFAULT_MIN_MARGIN, kind="number", description="Leave out demonstrations whose majority won by "
                                "less than this share (0.1: a 55/45 split is left out); 0 keeps all.",
                                minimum=0, maximum=0.99)
+    min_relevance: float = option(DEFAULT_MIN_RELEVANCE, kind="number", description="Inject only when the message "
+                                  "(with its recent user turns) is about values with at least this probability; "
+                                  "0 injects into every message (the paper's setting).", minimum=0, maximum=1)
 
     def __post_init__(self) -> None:
         for f in _option_fields(type(self)):

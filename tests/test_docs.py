@@ -61,7 +61,7 @@ def test_every_strategy_is_documented_and_no_other():
     ("docs/chat.md", r"`--model/-m` \(default `([^`]+)`", DEFAULT_MODEL),
     ("docs/eval.md", r"`--model M` \|[^|]*\(default `([^`]+)`\)", EVAL_MODEL),
     ("docs/chat.md", r"`--k` \((\d+)\)", str(DEFAULT_K)),
-    ("README.md", r"`k` \((\d+)\)", str(DEFAULT_K)),
+    ("README.md", r"`k` \((?:at most )?(\d+)\)", str(DEFAULT_K)),
     ("README.md", r"`language` \(default `(\w+)`", "auto"),
 ])
 def test_defaults_named_in_the_docs_are_the_code(doc, pattern, expected):

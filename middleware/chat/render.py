@@ -12,8 +12,9 @@ import re
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..retrieval.aligner import Demonstration
+from ..retrieval.relevance import Relevance
 
-__all__ = ["WordWrap", "demos_plain", "demos_table", "sentence_end", "whole_sentences"]
+__all__ = ["WordWrap", "demos_plain", "demos_table", "not_injected_note", "sentence_end", "whole_sentences"]
 
 # A sentence ends at . ! ? or … (then closing quotes or brackets) before whitespace, or at a line break.
 _END = re.compile(r"""[.!?…]["'”’)\]*]*(?=\s|$)|\n""")
@@ -139,3 +140,11 @@ def whole_sentences(deltas: Iterable[tuple[str, str | None, int]], max_tokens: i
         held = held[:cut]
     if held:
         yield held
+
+
+def not_injected_note(relevance: Relevance) -> str:
+    """One line on why a message got no demonstrations (the chat's dim note, /demos)."""
+    if relevance.inject:
+        return "no statement of the profile matched the last message"
+    return (f"nothing injected for the last message: {relevance.reason} (relevance {relevance.score:.2f} < "
+            f"{relevance.threshold:g}); only messages about values get demonstrations")

@@ -21,6 +21,8 @@ from ..options import DEFAULT_K, DEFAULT_STRATEGY, AlignOptions
 from ..retrieval.aligner import Demonstration, SelfAligner
 from ..retrieval.cache import aligner_for
 from ..errors import InputError, SelfAlignError
+from ..retrieval.relevance import Relevance
+from .render import not_injected_note
 
 __all__ = ["HELP", "ChatSession", "CommandResult", "Comparison", "Complete", "Turn"]
 
@@ -105,6 +107,8 @@ class ChatSession:
                                  param="country")
         self.history: list[dict] = []
         self.last_demonstrations: list[Demonstration] = []
+        self.last_relevance: Relevance | None = None
+        """The relevance decision for the last aligned message (why it got demonstrations or none)."""
         self.last_turn: Turn | Comparison | None = None
 
     # ------------------------------------------------------------------ settings
@@ -136,6 +140,7 @@ class ChatSession:
     def reset(self) -> None:
         self.history.clear()
         self.last_demonstrations = []
+        self.last_relevance = None
         self.last_turn = None
 
     # ------------------------------------------------------------------ turns
@@ -195,6 +200,7 @@ class ChatSession:
         turn = self._run(text, request, self.align_enabled, on_delta)
         if turn.aligned:
             self.last_demonstrations = turn.demonstrations
+            self.last_relevance = getattr(turn.demonstrations, "relevance", None)
         self.last_turn = turn
         self._record(turn)
         return turn
@@ -222,6 +228,7 @@ class ChatSession:
             turns[which] = self._run(text, req, aligned, cb)
         result = Comparison(turns["unaligned"], turns["aligned"])
         self.last_demonstrations = result.aligned.demonstrations
+        self.last_relevance = getattr(result.aligned.demonstrations, "relevance", None)
         self.last_turn = result
         self._record(result.aligned if self.align_enabled else result.unaligned)
         return result
@@ -249,6 +256,7 @@ class ChatSession:
             if not self.last_demonstrations:
                 why = ("alignment is off (--no-align): nothing was injected" if not self.align_enabled
                        else "no demonstrations yet: send a message first" if self.last_turn is None
+                       else not_injected_note(self.last_relevance) if self.last_relevance is not None
                        else "no demonstrations were injected for the last message")
                 return CommandResult("demos", why)
             return CommandResult("demos", self.description, list(self.last_demonstrations))

@@ -66,6 +66,13 @@ class ChatTerminal:
         else:
             self.console.print(demos_table(demos, title=f"demonstrations — {title}" if title else ""))
 
+    def relevance_note(self, found) -> None:
+        """A dim line when an aligned message got nothing because it is not about values (/demos says more)."""
+        relevance = getattr(found, "relevance", None)
+        if relevance is not None and not relevance.inject and self.session.align_enabled:
+            self.info(f"(no demonstrations: {relevance.reason}, relevance {relevance.score:.2f} < "
+                      f"{relevance.threshold:g}; /demos explains)")
+
     def banner(self) -> None:
         if self.plain:
             return
@@ -96,6 +103,7 @@ class ChatTerminal:
             nonlocal wrap
             if self.show_demos and found:
                 self.demos(found, self.session.description)
+            self.relevance_note(found)
             if not self.plain:
                 from rich.text import Text
 
@@ -151,6 +159,7 @@ class ChatTerminal:
         def on_demos(found) -> None:
             if self.show_demos and found:
                 self.demos(found, self.session.aligner.profile.description)
+            self.relevance_note(found)
 
         # Printing through the console while Live runs puts the demonstrations above the panels.
         with Live(view(), console=self.console, refresh_per_second=12, vertical_overflow="visible") as live:
@@ -181,6 +190,7 @@ class ChatTerminal:
         def on_demos(found) -> None:
             if self.show_demos and found:
                 self.demos(found, self.session.aligner.profile.description)
+            self.relevance_note(found)
 
         result = self.session.compare(text, on_delta=on_delta, on_demos=on_demos)
         reach("aligned")

@@ -42,11 +42,15 @@ def register(app: typer.Typer) -> None:
 
             if (warning := coverage_warning_once(aligner.country)):
                 typer.echo(f"selfalign: warning: {warning}", err=True)
-        found = aligner.demonstrations(text)
+        found = aligner.select(text)
         if as_json:
-            typer.echo(json.dumps({"signature": signature(aligner, found), "demonstrations": [d.to_dict() for d in
-                                                                                           found]},
-                                  ensure_ascii=False, indent=2))
+            typer.echo(json.dumps({"signature": signature(aligner, found), "relevance": found.relevance.to_dict(),
+                                   "demonstrations": [d.to_dict() for d in found]}, ensure_ascii=False, indent=2))
+            return
+        if not found.relevance.inject:
+            r = found.relevance
+            typer.echo(f"No demonstrations: {r.reason} (relevance {r.score:.2f} < {r.threshold:g}); "
+                       f"--min-relevance 0 shows them anyway.")
             return
         from rich.console import Console
         from rich.table import Table

@@ -19,7 +19,8 @@ The country of a request, field by field, from the first place that sets it:
 
 ``country: none`` turns injection off. Profiles are chosen by the names given to
 :class:`SelfAlignCallback` (``profiles={"me": "me.yaml"}``), never by a path from a request.
-The number of demonstrations injected is left in ``metadata["selfalign_demonstrations"]``.
+The number of demonstrations injected is left in ``metadata["selfalign_demonstrations"]``, and the
+relevance decision (``{"inject", "score", "threshold", "reason"}``) in ``metadata["selfalign_relevance"]``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from ..data.registry import ProfileRegistry
 from ..errors import SelfAlignError
 from ..models.provider import import_litellm
 from ..options import OPTION_NAMES, AlignOptions, env_names, merge, parse
-from ..retrieval.aligner import SelfAligner
+from ..retrieval.aligner import Selection, SelfAligner
 from ..retrieval.cache import AlignerCache
+from ..retrieval.relevance import ALIGNMENT_OFF
 
 __all__ = ["SelfAlignCallback", "selfalign_callback"]
 
@@ -90,7 +92,7 @@ class SelfAlignCallback(CustomLogger):
             return data  # embeddings, images, ...: nothing to align
         try:
             key = self.settings(data, user_api_key_dict)
-            demos: list = []
+            demos: list = Selection([], ALIGNMENT_OFF)
             if key is not None:
                 data["messages"], demos = (await self.aligner(key)).align_with_demonstrations(messages)
         except SelfAlignError as e:
@@ -101,6 +103,7 @@ class SelfAlignCallback(CustomLogger):
         metadata = data.get("metadata")
         if isinstance(metadata, dict):
             metadata["selfalign_demonstrations"] = len(demos)
+            metadata["selfalign_relevance"] = demos.relevance.to_dict()
         return data
 
 

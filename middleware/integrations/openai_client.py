@@ -9,6 +9,10 @@ also under ``with_raw_response`` / ``with_streaming_response``) are changed;
 every other attribute is the original client's. One call can choose other
 settings with ``selfalign={"country": "tr"}`` (or ``extra_body={"selfalign": ...}``,
 the form the proxy takes), and ``{"country": "none"}`` turns injection off.
+
+Each aligned call's result (the completion, the stream, the raw response) carries what the proxy
+sends as headers: ``result.selfalign == {"demonstrations": 0, "relevance": {"inject": False, "score": 0.03,
+"threshold": 0.5, "reason": "not about values"}}``.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any, Callable, Mapping
 
 from ..errors import InputError
 from ..options import OPTION_NAMES, PYTHON_ONLY, AlignOptions, is_off, merge
-from ..retrieval.aligner import SelfAligner
+from ..retrieval.aligner import Selection, SelfAligner
 from ..retrieval.cache import python_cache
+from ..retrieval.relevance import ALIGNMENT_OFF
 
 __all__ = ["wrap_openai", "AlignedClient"]
 
@@ -75,23 +80,37 @@ def _options_from(kwargs: dict) -> Any:
     return override
 
 
+def _align(aligner: SelfAligner | None, kwargs: dict) -> Selection | None:
+    messages = kwargs.get("messages")
+    if messages is None:
+        return None
+    if aligner is None:
+        return Selection([], ALIGNMENT_OFF)
+    kwargs["messages"], demos = aligner.align_with_demonstrations(list(messages))
+    return demos
+
+
+def _report(result: Any, demos: Selection | None) -> Any:
+    """Leave the decision on the call's result, as the proxy leaves it in headers."""
+    if demos is not None:
+        try:
+            result.selfalign = {"demonstrations": len(demos), "relevance": demos.relevance.to_dict()}
+        except (AttributeError, TypeError, ValueError):  # a result type that takes no attributes
+            pass
+    return result
+
+
 def _aligning(method: Callable, aligners: _Aligners, awaitable: bool) -> Callable:
     if awaitable:
         # An async client's create/parse: return a coroutine, so that building an aligner for
         # new per-call options happens in a worker thread, not on the caller's event loop.
         async def call(*args: Any, **kwargs: Any) -> Any:
-            aligner = await aligners.apick(_options_from(kwargs))
-            messages = kwargs.get("messages")
-            if aligner is not None and messages is not None:
-                kwargs["messages"] = aligner.align(list(messages))
-            return await method(*args, **kwargs)
+            demos = _align(await aligners.apick(_options_from(kwargs)), kwargs)
+            return _report(await method(*args, **kwargs), demos)
     else:
         def call(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-            aligner = aligners.pick(_options_from(kwargs))
-            messages = kwargs.get("messages")
-            if aligner is not None and messages is not None:
-                kwargs["messages"] = aligner.align(list(messages))
-            return method(*args, **kwargs)
+            demos = _align(aligners.pick(_options_from(kwargs)), kwargs)
+            return _report(method(*args, **kwargs), demos)
 
     call.__name__ = getattr(method, "__name__", "create")
     call.__doc__ = getattr(method, "__doc__", None)

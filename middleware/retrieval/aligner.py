@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -15,11 +16,12 @@ from .._messages import message_text
 from ..data.countries import Country, resolve_country, resolve_language
 from ..errors import InputError
 from ..data.profile import ValueProfile, builtin_profile
-from ..options import DEFAULT_K, DEFAULT_MIN_MARGIN, DEFAULT_STRATEGY, AlignOptions
+from ..options import DEFAULT_K, DEFAULT_MIN_MARGIN, DEFAULT_MIN_RELEVANCE, DEFAULT_STRATEGY, AlignOptions
+from .relevance import FOLLOW_UP_REASON, Relevance, conversation_query
 from .chrf import profile_scores
 from .strategies import get_strategy, instruction_of, scorer_of
 
-__all__ = ["Demonstration", "SelfAligner", "message_text", "AUTO"]
+__all__ = ["Demonstration", "Selection", "SelfAligner", "message_text", "AUTO"]
 
 AUTO = "auto"
 
@@ -42,6 +44,14 @@ class Demonstration:
         return asdict(self)
 
 
+class Selection(list):
+    """The demonstrations chosen for a request (a list, best first) and the relevance decision behind them."""
+
+    def __init__(self, demonstrations: Iterable[Demonstration] = (), relevance: Relevance | None = None):
+        super().__init__(demonstrations)
+        self.relevance = relevance if relevance is not None else Relevance(True, 1.0, 0.0, "not judged")
+
+
 class SelfAligner:
     """Selects a country's (or a user's) WVS demonstrations for a message and injects them.
 
@@ -57,11 +67,12 @@ class SelfAligner:
     def __init__(self, country: str | Country | None = None, language: str | None = AUTO, k: int = DEFAULT_K,
                  strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None,
                  seed: int | None = None, header: str = DEFAULT_HEADER, fallback_language: str = "en",
-                 min_margin: float = DEFAULT_MIN_MARGIN):
+                 min_margin: float = DEFAULT_MIN_MARGIN, min_relevance: float = DEFAULT_MIN_RELEVANCE):
         self._strategy = get_strategy(strategy)  # an unknown name: UnknownStrategyError, listing the valid ones
         # The bounds of every option are AlignOptions' alone: the proxy, the CLI and Python refuse alike.
-        AlignOptions(k=k, min_margin=min_margin, strategy=strategy)
+        AlignOptions(k=k, min_margin=min_margin, strategy=strategy, min_relevance=min_relevance)
         self.min_margin = float(min_margin)
+        self.min_relevance = float(min_relevance)
         self._strong_masks: dict[int, tuple[ValueProfile, np.ndarray]] = {}
         self.k = k
         self.strategy_name = strategy
@@ -86,10 +97,17 @@ class SelfAligner:
         self.fallback_language = self.profile.language
         self.language = AUTO if self.auto else self.profile.language
         self.instruction = instruction_of(self._strategy)
+        # The semantic strategies embed each message for retrieval anyway: their gate reads that embedding.
+        if scorer_of(self._strategy) in ("semantic", "hybrid"):
+            from .semantic import available
+
+            self._semantic_gate = available()
+        else:
+            self._semantic_gate = False
 
     def __repr__(self) -> str:
         return (f"SelfAligner(profile={self.profile.name!r}, language={self.language!r}, k={self.k}, "
-                f"strategy={self.strategy_name!r}, min_margin={self.min_margin})")
+                f"strategy={self.strategy_name!r}, min_margin={self.min_margin}, min_relevance={self.min_relevance})")
 
     def _strong(self, profile: ValueProfile) -> np.ndarray:
         """Statements that may be demonstrations: a near-tie (e.g. 52/48) is weak evidence of the majority;
@@ -125,7 +143,36 @@ class SelfAligner:
         return self.profile, scorer, text
 
     def demonstrations(self, text: str, exclude: Iterable[str] = ()) -> list[Demonstration]:
-        """Up to k demonstrations for ``text``, best first; ``exclude`` drops probe ids (e.g. the test probe)."""
+        """The k demonstrations for ``text``, best first, without the relevance gate or the floor (the
+        paper's setting, which the evaluator uses); ``exclude`` drops probe ids (e.g. the test probe)."""
+        return self._retrieve(text, exclude, floor=False)
+
+    def select(self, conversation: str | Sequence[dict]) -> Selection:
+        """What a request gets: nothing when the message is not about values (``min_relevance``), else up
+        to k demonstrations, those far below the best left out (k is a maximum).
+
+        ``conversation`` is a message text or an OpenAI message list; a short follow-up ("Why?") is
+        judged and retrieved with the user turns before it. ``min_relevance=0`` is the paper's setting:
+        always k demonstrations, the last user message alone.
+        """
+        if isinstance(conversation, str):
+            conversation = [{"role": "user", "content": conversation}]
+        query = next((message_text(m.get("content")) for m in reversed(conversation)
+                      if isinstance(m, dict) and m.get("role") == "user"), "")
+        semantic = self._semantic_gate
+        relevance = Relevance.judge(query, self.min_relevance, semantic)
+        if not relevance.inject and query.strip():
+            # A follow-up ("Why?") says little alone: judge it, and retrieve for it, with the turns before it.
+            context = conversation_query(conversation)
+            if context != query:
+                with_context = Relevance.judge(context, self.min_relevance, semantic)
+                if with_context.inject:
+                    query, relevance = context, dataclasses.replace(with_context, reason=FOLLOW_UP_REASON)
+        if not relevance.inject:
+            return Selection([], relevance)
+        return Selection(self._retrieve(query, (), floor=self.min_relevance > 0), relevance)
+
+    def _retrieve(self, text: str, exclude: Iterable[str], floor: bool) -> list[Demonstration]:
         if not text or not text.strip():
             return []
         profile, scorer, query = self.choose(text)
@@ -136,6 +183,8 @@ class SelfAligner:
         if excluded:
             allowed &= np.array([s.probe_id not in excluded for s in statements], dtype=bool)
         picked = self._strategy(profile.categories, query, self.k, self._rng, allowed, scores)
+        if floor:
+            picked = above_floor(scores, picked, scorer)
         return [Demonstration(statements[i].text, float(scores[i]), statements[i].probe_id, statements[i].category,
                               profile.language) for i in picked]
 
@@ -153,15 +202,19 @@ class SelfAligner:
         """A new message list with the demonstrations in the system message; the input is not changed."""
         return self.align_with_demonstrations(messages)[0]
 
-    def align_with_demonstrations(self, messages: Sequence[dict]) -> tuple[list[dict], list[Demonstration]]:
+    def align_with_demonstrations(self, messages: Sequence[dict]) -> tuple[list[dict], Selection]:
+        """(the messages with the demonstrations in the system message, the :class:`Selection`);
+        ``selection.relevance`` says whether the request was about values. A request that gets
+        nothing is returned unchanged (a copy)."""
         if not isinstance(messages, (list, tuple)) or not all(isinstance(m, dict) for m in messages):
             raise InputError("messages must be a list of {'role': ..., 'content': ...} objects", param="messages")
         out = copy.deepcopy(list(messages))
-        query = next((message_text(m.get("content")) for m in reversed(out) if m.get("role") == "user"), "")
-        demos = self.demonstrations(query)
+        demos = self.select(out)
+        if not demos.relevance.inject:
+            return out, demos
         block = self.system_block(demos)
         if not block:
-            return out, []
+            return out, demos
         first = out[0] if out else None
         if first is not None and first.get("role") in ("system", "developer"):
             content = first.get("content")
@@ -216,3 +269,15 @@ def _hybrid_scores(profile: ValueProfile, text: str) -> np.ndarray:
 
 _SCORE = {"chrf": _chrf_scores, "semantic": _semantic_scores, "hybrid": _hybrid_scores}
 
+# k is a maximum: a statement scoring below this share of the best one is left out (a message touching
+# one topic gets that topic's statements, not five). Per scorer, chosen on the dev split of
+# benchmarks/data/relevance (docs/retrieval.md, "Relevance").
+FLOOR = {"chrf": 0.8, "semantic": 0.97, "hybrid": 0.95}
+
+
+def above_floor(scores: np.ndarray, picked: list[int], scorer: str) -> list[int]:
+    """``picked`` (best first) without the statements below the floor relative to the best."""
+    if not picked:
+        return picked
+    floor = FLOOR.get(scorer, 0.0) * float(scores[picked[0]])
+    return [i for i in picked if scores[i] >= floor]

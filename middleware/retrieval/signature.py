@@ -1,10 +1,10 @@
 """The reproducibility signature: one short string that says what produced a set of demonstrations,
 as sacrebleu prints one for a score. Two runs with the same signature inject the same statements.
 
-``selfalign:0.1.0|strategy:chrf|k:5|lang:auto|profile:usa|data:3f2a9c1e|margin:0|chrf:c6w2b2|inject:default``
+``selfalign:0.1.0|strategy:chrf|k:5|lang:auto|profile:usa|data:3f2a9c1e|margin:0|relevance:0.8|chrf:c6w2b2|inject:default``
 
 - ``selfalign``: the package version; ``strategy``, ``k``, ``lang`` (``auto``: each message's),
-  ``margin`` (min_margin): the options;
+  ``margin`` (min_margin), ``relevance`` (min_relevance, the gate and the floor): the options;
 - ``profile``: the country (ISO alpha-3, lower case) or the user profile's name;
 - ``data``: the data version, a hash of the statements the profile holds (the probes completed with
   the answers, with their margins), so a rebuilt answer file shows as another version;
@@ -58,5 +58,6 @@ def signature(aligner: SelfAligner, demonstrations: Iterable[Any] = (), injectio
     inject = injection or ("default" if aligner.header == DEFAULT_HEADER else "custom")
     parts = [("selfalign", __version__), ("strategy", aligner.strategy_name), ("k", aligner.k), ("lang", lang),
              ("profile", name), ("data", data_version(profile)), ("margin", _number(aligner.min_margin)),
+             ("relevance", _number(aligner.min_relevance)),
              ("chrf", CHRF_PARAMS), ("inject", inject)]
     return "|".join(f"{key}:{value}" for key, value in parts)

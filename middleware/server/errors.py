@@ -7,7 +7,6 @@ retry; so every failure, ours or the upstream's, ends up as a :class:`ProxyError
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any

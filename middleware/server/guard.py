@@ -113,7 +113,8 @@ def install(app: Any, config: ServerConfig) -> None:
         # Bearer keys travel in a header, not in cookies: no credentials mode, so even '*' exposes no session.
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["*"], max_age=600,
-                           expose_headers=["X-SelfAlign-Demonstrations", "X-SelfAlign-Signature", "Retry-After"])
+                           expose_headers=["X-SelfAlign-Demonstrations", "X-SelfAlign-Relevance",
+                                           "X-SelfAlign-Language", "X-SelfAlign-Signature", "Retry-After"])
     app.add_middleware(HostOriginGuard, config=config)  # added last: runs first
 
 

@@ -20,7 +20,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..data.registry import ProfileRegistry
 from ..options import AlignOptions
+from ..retrieval.aligner import Selection
 from ..retrieval.cache import AlignerCache
+from ..retrieval.relevance import ALIGNMENT_OFF
 from ..retrieval.signature import HEADER as SIGNATURE_HEADER, signature
 from . import access
 from ._json import dumps
@@ -33,11 +35,12 @@ from .routing import ModelRouter, align_key, split_model_suffix
 from .schema import CHAT_REQUEST, DEMONSTRATIONS_REQUEST, ERROR_RESPONSES
 from .upstream import Forwarders
 
-__all__ = ["Proxy", "router", "DEMOS_HEADER", "LANGUAGE_HEADER"]
+__all__ = ["Proxy", "router", "DEMOS_HEADER", "LANGUAGE_HEADER", "RELEVANCE_HEADER"]
 
 log = logging.getLogger("selfalign.server")
 DEMOS_HEADER = "X-SelfAlign-Demonstrations"
 LANGUAGE_HEADER = "X-SelfAlign-Language"  # the language the demonstrations were picked in
+RELEVANCE_HEADER = "X-SelfAlign-Relevance"  # why the request got demonstrations or none
 # Readiness connects to each upstream at most this often (seconds), and waits this long for it.
 _PROBE_EVERY, _PROBE_TIMEOUT = 5.0, 1.0
 
@@ -111,9 +114,9 @@ class Proxy:
     async def read_json(self, request: Request) -> dict:
         return await access.read_json(self.config, request)
 
-    async def align(self, key: AlignOptions | None, messages: list) -> tuple[list, list]:
+    async def align(self, key: AlignOptions | None, messages: list) -> tuple[list, Selection]:
         if key is None:
-            return messages, []
+            return messages, Selection([], ALIGNMENT_OFF)
         aligner = await self.aligners.aget(key)
         # All of the aligner's work (language, retrieval, embeddings) in a worker, never on the event loop.
         return await self.workers.run(aligner.align_with_demonstrations, messages)
@@ -170,9 +173,7 @@ class Proxy:
         body["messages"], demos = await self.align(key, messages)
         if self.config.log_content:
             log.info("messages to %s: %s", upstream.name, dumps(body["messages"]).decode())
-        headers = {DEMOS_HEADER: str(len(demos))}
-        if demos and demos[0].language:
-            headers[LANGUAGE_HEADER] = demos[0].language
+        headers = _decision_headers(demos)
         if key is not None:  # what produced the demonstrations (retrieval/signature.py); the aligner is cached
             headers[SIGNATURE_HEADER] = signature(await self.aligners.aget(key), demos)
         forward = self.forwarders(upstream)
@@ -216,17 +217,16 @@ class Proxy:
         suffix = split_model_suffix(model)[1] if model else None
         key = self.choose(body.get("selfalign"), request, suffix)
         out: dict[str, Any] = {"object": "selfalign.demonstrations", "enabled": key is not None, "data": [],
-                               "system_message": None}
-        demos: list = []
+                               "system_message": None, "relevance": ALIGNMENT_OFF.to_dict()}
+        _, demos = await self.align(key, messages)
         if key is not None:
             aligner = await self.aligners.aget(key)
-            _, demos = await self.align(key, messages)
             out.update(country=key.country, language=demos[0].language if demos else aligner.language,
                        profile=aligner.profile.name, k=key.k, strategy=key.strategy,
                        data=[d.to_dict() for d in demos],
-                       system_message=aligner.system_block(demos) if demos else None)
-        return Response(dumps(out), media_type="application/json", headers={
-            DEMOS_HEADER: str(len(demos)), **({LANGUAGE_HEADER: demos[0].language} if demos else {})})
+                       system_message=aligner.system_block(demos) if demos else None,
+                       relevance=demos.relevance.to_dict())
+        return Response(dumps(out), media_type="application/json", headers=_decision_headers(demos))
 
     def models(self, request: Request) -> Response:
         self.authorize(request)
@@ -277,6 +277,15 @@ class Proxy:
         if seen is None or now - seen[0] > _PROBE_EVERY:
             seen = self._probes[up.name] = (now, await _connects(*address))
         return {"name": up.name, "reachable": seen[1], "checked": "TCP connect"}
+
+
+def _decision_headers(demos: Selection) -> dict[str, str]:
+    """How many demonstrations a request got, in which language, and the relevance decision behind it."""
+    headers = {DEMOS_HEADER: str(len(demos))}
+    if demos and demos[0].language:
+        headers[LANGUAGE_HEADER] = demos[0].language
+    headers[RELEVANCE_HEADER] = demos.relevance.header()
+    return headers
 
 
 def _address(up: Upstream) -> tuple[str, int] | None:
@@ -340,7 +349,9 @@ def _proxy(request: Request) -> Proxy:
 _CHAT_DOC = dict(openapi_extra=CHAT_REQUEST, response_class=Response, responses={
     200: {"description": "A chat completion, or an SSE stream of chunks ending with 'data: [DONE]'",
           "content": {"application/json": {}, "text/event-stream": {}},
-          "headers": {DEMOS_HEADER: {"schema": {"type": "integer"}}}},
+          "headers": {DEMOS_HEADER: {"schema": {"type": "integer"}},
+                      RELEVANCE_HEADER: {"schema": {"type": "string"}, "description": "Why the request got "
+                                         "demonstrations or none: reason; score; threshold"}}},
     404: {"description": "Unknown model (when the server lists models)"},
     429: {"description": "The upstream is rate limiting (Retry-After kept)"},
     502: {"description": "The upstream failed or is unreachable"},

@@ -50,6 +50,7 @@ def system_of(messages):
 def session(*answers, **kw):
     kw.setdefault("country", "ro")
     kw.setdefault("language", "en")
+    kw.setdefault("min_relevance", 0)  # always k demonstrations; the gate has tests of its own below
     backend = Scripted(*answers)
     return ChatSession(backend, **kw), backend
 
@@ -243,6 +244,24 @@ def test_demos_before_and_after_a_turn():
     s.ask("Is abortion ever justifiable?")
     res = s.command("/demos")
     assert len(res.demonstrations) == 5 and res.demonstrations[0].probe_id == "Q184"
+
+
+def test_a_message_not_about_values_is_sent_untouched_and_demos_says_why():
+    s, b = session("sorted(xs)", "Often.", min_relevance=0.8)
+    turn = s.ask("Write a Python function that sorts a list of numbers.")
+    assert b.calls[0] == [{"role": "user", "content": "Write a Python function that sorts a list of numbers."}]
+    assert turn.demonstrations == [] and s.last_relevance.inject is False
+    why = s.command("/demos").message
+    assert "not about values" in why and "only messages about values get demonstrations" in why
+    s.ask("Do you think that homosexuality is ever justifiable?")
+    assert s.last_relevance.inject and s.last_demonstrations[0].probe_id == "Q182"
+
+
+def test_terminal_notes_a_message_that_got_nothing(capsys):
+    s, _ = session("sorted(xs)", min_relevance=0.8)
+    term = ChatTerminal(s, plain=True, out=io.StringIO())
+    term.turn("Write a Python function that sorts a list of numbers.")
+    assert "(no demonstrations: not about values" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------- plain terminal rendering

@@ -14,7 +14,8 @@ def run(*args, check=True):
 
 
 def test_demos_json():
-    doc = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json").stdout)
+    doc = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json",
+                     "--min-relevance", "0").stdout)
     out = doc["demonstrations"]
     fields = dict(part.split(":", 1) for part in doc["signature"].split("|"))
     assert fields["strategy"] == "chrf" and fields["k"] == "5" and fields["profile"] == "usa"
@@ -22,6 +23,21 @@ def test_demos_json():
     assert len(out) == 5 and set(out[0]) == {"text", "score", "probe_id", "category", "language"}
     assert out[0]["language"] == "en"  # detected from the message (language auto)
     assert out[0]["probe_id"] == "Q184" and out[0]["score"] >= out[-1]["score"]
+    assert doc["relevance"] == {"inject": True, "score": 1.0, "threshold": 0.0,
+                                "reason": "min_relevance is 0: every message gets demonstrations"}
+
+
+def test_demos_json_reports_the_relevance_decision():
+    coding = json.loads(run("demos", "Write a Python function that sorts a list of numbers.", "--country", "us",
+                            "--json").stdout)
+    r = coding["relevance"]
+    assert coding["demonstrations"] == [] and list(r) == ["inject", "score", "threshold", "reason"]
+    assert r["inject"] is False and r["reason"] == "not about values" and r["score"] < r["threshold"]
+    values = json.loads(run("demos", "Is abortion ever justifiable?", "--country", "us", "--json").stdout)
+    assert values["relevance"]["inject"] is True and values["demonstrations"][0]["probe_id"] == "Q184"
+    assert 1 <= len(values["demonstrations"]) <= 5
+    table = run("demos", "Write a Python function that sorts a list of numbers.", "--country", "us").stdout
+    assert "No demonstrations: not about values" in table and "--min-relevance 0" in table
 
 
 def test_demos_table_shows_demonstrations():

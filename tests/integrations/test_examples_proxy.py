@@ -31,7 +31,8 @@ def env(**extra: str) -> dict:
 def proxy_url(upstream):
     port = free_port()
     proc = subprocess.Popen([*CLI, "serve", "--model", "openai/fake", "--api-base", upstream.url, "--country", "ro",
-                             "--language", "en", "--port", str(port), "--api-key", "example-key",
+                             "--language", "en", "--min-relevance", "0", "--port", str(port),
+                             "--api-key", "example-key",
                              "--log-level", "warning"], env=env(), stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(f"http://127.0.0.1:{port}/health/readiness", proc, 60)

@@ -6,7 +6,7 @@ import pytest
 
 from middleware.integrations.litellm_callback import SelfAlignCallback, selfalign_callback
 
-USER = [{"role": "user", "content": "How important is family in your life?"}]
+USER = [{"role": "user", "content": "Do you think that homosexuality is ever justifiable?"}]
 
 
 def key(metadata=None):
@@ -35,7 +35,7 @@ def test_resolvable_like_litellm_resolves_config_callbacks():
 
 
 async def test_default_country_and_metadata_count():
-    cb = SelfAlignCallback(country="ro", language="en")
+    cb = SelfAlignCallback(country="ro", language="en", min_relevance=0)
     data = await hook(cb, {"model": "m", "messages": list(USER), "metadata": {}})
     assert "Romania" in system(data) and system(data).count("\n- ") == 5
     assert data["messages"][1:] == USER
@@ -59,7 +59,8 @@ async def test_precedence_body_metadata_key_default():
     out = await hook(cb, {"messages": list(USER), "metadata": {"selfalign_country": "kor"}},
                      metadata={"selfalign_country": "usa"})
     assert "Korea" in system(out)
-    out = await hook(cb, {"messages": list(USER), "metadata": {}}, metadata={"selfalign": {"country": "usa", "k": 2}})
+    out = await hook(cb, {"messages": list(USER), "metadata": {}},
+                     metadata={"selfalign": {"country": "usa", "k": 2, "min_relevance": 0}})
     assert "United States" in system(out) and system(out).count("\n- ") == 2
 
 
@@ -87,3 +88,19 @@ async def test_bad_choices_are_400(bad):
     with pytest.raises(HTTPException) as e:
         await hook(SelfAlignCallback(language="en"), {"messages": list(USER), **bad})
     assert e.value.status_code == 400
+
+
+async def test_relevance_is_reported_in_metadata():
+    cb = SelfAlignCallback(country="ro")
+    coding = [{"role": "user", "content": "Write a Python function that sorts a list of numbers."}]
+    out = await hook(cb, {"messages": list(coding), "metadata": {}})
+    assert out["messages"] == coding and out["metadata"]["selfalign_demonstrations"] == 0
+    r = out["metadata"]["selfalign_relevance"]
+    assert list(r) == ["inject", "score", "threshold", "reason"] and r["inject"] is False
+    assert r["reason"] == "not about values" and r["score"] < r["threshold"]
+    taxes = [{"role": "user", "content": "Do you think that euthanasia is ever justifiable?"}]
+    out = await hook(cb, {"messages": list(taxes), "metadata": {}})
+    assert out["metadata"]["selfalign_relevance"]["inject"] is True
+    assert 1 <= out["metadata"]["selfalign_demonstrations"] == system(out).count("\n- ")
+    off = await hook(cb, {"messages": list(taxes), "metadata": {"selfalign_country": "none"}})
+    assert off["metadata"]["selfalign_relevance"]["inject"] is False

@@ -20,7 +20,7 @@ def sent_system(upstream) -> str | None:
 
 def test_sync_client(upstream):
     raw = openai.OpenAI(base_url=upstream.url, api_key="k", max_retries=0)
-    client = wrap_openai(raw, country="ro", language="en")
+    client = wrap_openai(raw, country="ro", language="en", min_relevance=0)
     assert isinstance(client, AlignedClient) and client.wrapped is raw
     out = client.chat.completions.create(model="fake", messages=USER)
     assert out.choices[0].message.content == DEFAULT_REPLY
@@ -53,7 +53,7 @@ def test_streaming_raw_response_and_with_options(upstream):
 
 def test_per_call_override_and_off(upstream):
     client = wrap_openai(openai.OpenAI(base_url=upstream.url, api_key="k", max_retries=0), country="ro",
-                         language="en")
+                         language="en", min_relevance=0)
     client.chat.completions.create(model="fake", messages=USER, selfalign={"country": "tr", "k": 2})
     assert "Romania" not in sent_system(upstream) and sent_system(upstream).count("\n- ") == 2
     client.chat.completions.create(model="fake", messages=USER, extra_body={"selfalign": {"country": "usa"}})
@@ -91,3 +91,28 @@ def test_bad_settings_fail_at_wrap_time(upstream):
 
 def test_exported_from_the_package():
     assert middleware.wrap_openai is wrap_openai
+
+
+CODING = [{"role": "user", "content": "Write a Python function that sorts a list of numbers."}]
+
+
+def test_the_decision_is_reported_on_the_result(upstream):
+    client = wrap_openai(openai.OpenAI(base_url=upstream.url, api_key="k", max_retries=0), country="ro")
+    out = client.chat.completions.create(model="fake", messages=CODING)
+    assert upstream.chat_requests[-1].body["messages"] == CODING  # untouched
+    assert out.selfalign["demonstrations"] == 0
+    r = out.selfalign["relevance"]
+    assert list(r) == ["inject", "score", "threshold", "reason"] and r["inject"] is False
+    assert r["reason"] == "not about values" and r["score"] < r["threshold"]
+    raw = client.chat.completions.with_raw_response.create(model="fake", messages=USER)
+    assert raw.selfalign["relevance"]["inject"] is True and raw.selfalign["demonstrations"] >= 1
+    assert raw.selfalign["demonstrations"] == sent_system(upstream).count("\n- ")
+    stream = client.chat.completions.create(model="fake", messages=CODING, stream=True)
+    assert stream.selfalign["demonstrations"] == 0
+    list(stream)
+
+
+async def test_the_async_client_reports_the_decision_too(upstream):
+    client = wrap_openai(openai.AsyncOpenAI(base_url=upstream.url, api_key="k", max_retries=0), country="ro")
+    out = await client.chat.completions.create(model="fake", messages=CODING, selfalign={"min_relevance": 0})
+    assert out.selfalign["demonstrations"] == 5 and out.selfalign["relevance"]["inject"] is True

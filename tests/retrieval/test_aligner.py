@@ -33,7 +33,7 @@ def test_demonstration_is_completed_with_the_majority_answer():
 def test_align_adds_system_message_and_is_pure():
     msgs = [{"role": "user", "content": MSG}]
     before = copy.deepcopy(msgs)
-    out = SelfAligner(country="us").align(msgs)
+    out = SelfAligner(country="us", min_relevance=0).align(msgs)
     assert msgs == before and out is not msgs
     assert out[0]["role"] == "system" and "men make better political leaders" in out[0]["content"]
     assert out[1:] == msgs

@@ -17,10 +17,11 @@ def fields(sig: str) -> dict[str, str]:
 
 
 def test_the_signature_names_version_options_data_and_metric():
-    aligner = aligner_for(country="ro", language="en", k=3, strategy="chrf-category", min_margin=0.1)
+    aligner = aligner_for(country="ro", language="en", k=3, strategy="chrf-category", min_margin=0.1,
+                          min_relevance=0.5)
     got = fields(signature(aligner, aligner.demonstrations(MSG)))
     assert got == {"selfalign": middleware.__version__, "strategy": "chrf-category", "k": "3", "lang": "en",
-                   "profile": "rou", "data": data_version(aligner.profile), "margin": "0.1", "chrf": "c6w2b2",
+                   "profile": "rou", "data": data_version(aligner.profile), "margin": "0.1", "relevance": "0.5", "chrf": "c6w2b2",
                    "inject": "default"}
 
 

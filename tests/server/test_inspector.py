@@ -243,7 +243,8 @@ def test_relevance_is_shown_when_the_proxy_reports_it(page, fake_serve):
     page.goto(fake_serve + "/")
     ask(page, "Is it important for women to work?", target="country:ROU")
     demonstration_rows(page)
-    assert page.is_hidden("#relevance")  # absent from the response: nothing shown
+    page.wait_for_selector("#relevance:not([hidden])")  # the proxy's own decision: a values question
+    assert page.text_content("#relevance").startswith("injected: yes — ")
 
     def with_relevance(route) -> None:
         body = route.fetch().json()

@@ -20,8 +20,9 @@ USER = [{"role": "user", "content": QUESTION}]
 
 @pytest.fixture(scope="module")
 def proxy(upstream):
+    # min_relevance 0: always k demonstrations (the gate has tests of its own, test_relevance_headers.py)
     config = ServerConfig(model="openai/fake", api_base=upstream.url, country="ro", language="en", port=0,
-                          log_level="warning")
+                          log_level="warning", min_relevance=0)
     with ServerThread(config) as server:
         yield server
 

@@ -143,6 +143,7 @@ def test_cli_with_two_workers(upstream):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "SELFALIGN_API_KEY"}
     proc = subprocess.Popen([*CLI, "serve", "--model", "openai/fake", "--api-base", upstream.url, "--country", "usa",
+                             "--min-relevance", "0",
                              "--port", str(port), "--workers", "2", "--log-level", "warning"], env=env,
                             stderr=subprocess.DEVNULL)
     try:

@@ -31,7 +31,7 @@ def client(proxy):
 
 def test_non_streaming(client, upstream):
     raw = client.chat.completions.with_raw_response.create(model="m", messages=USER, temperature=0.2,
-                                                           extra_body={"selfalign": {"k": 3}, "vendor_x": 1})
+                                                           extra_body={"selfalign": {"k": 3, "min_relevance": 0}, "vendor_x": 1})
     assert raw.parse().choices[0].message.content == DEFAULT_REPLY
     assert raw.headers["x-selfalign-demonstrations"] == "3"
     sent = upstream.chat_requests[-1].body
