@@ -1,4 +1,4 @@
-"""The alignment options (country, language, profile, k, strategy, min_margin), declared once for every integration.
+"""The alignment options (country, language, profile, k, strategy, min_margin, format), declared once for every integration.
 
 Who reads them through this module:
 
@@ -69,6 +69,12 @@ def _strategies() -> Iterable[str]:
     return STRATEGIES
 
 
+def _formats() -> Iterable[str]:
+    from .retrieval.formats import FORMATS
+
+    return FORMATS
+
+
 @dataclass(frozen=True)
 class AlignOptions:
     """One choice of aligner. Constructing it validates every field (errors name the field)."""
@@ -85,6 +91,9 @@ class AlignOptions:
     min_margin: float = option(0.0, kind="number", description="Leave out demonstrations whose majority won by "
                                "less than this share (0.1: a 55/45 split is left out); 0 keeps all.",
                                minimum=0, maximum=0.99)
+    format: str = option("bullets", kind="text", description="How the statements are written into the request: "
+                         "bullets (a header and one bullet each), bullets-native, survey, shares, turns.",
+                         choices=_formats)
 
     def __post_init__(self) -> None:
         for f in _option_fields(type(self)):

@@ -56,6 +56,14 @@ def register(app: typer.Typer) -> None:
                                          "less than this share out of the demonstrations (0.1: closer than 55/45)."),
         max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Tokens per sampled answer (default: "
                                                  "longest option + 4 locally, 32 for API models)."),
+        injection: str = typer.Option("paper", "--injection", help="paper (demonstrations as solved items in the "
+                                      "user prompt, the paper's) or system (the product's own request: the probe "
+                                      "as the user message through the aligner, as serve and chat send it)."),
+        format_: str = typer.Option("bullets", "--format", help="With --injection system: how the statements are "
+                                    "written (bullets, bullets-native, survey, shares, turns), a comma-separated "
+                                    "list to compare, or all."),
+        minority: bool = typer.Option(False, "--minority", help="Also run each strategy's statements completed "
+                                      "with the minority answer (a control that should not improve alignment)."),
         bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples for the CI (0: none)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables."),
     ) -> None:
@@ -63,7 +71,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..errors import InputError, SelfAlignError
-        from ..eval import EvalConfig, print_tables, resolve_pairs, run_eval, strategies_arg, write_outputs
+        from ..eval import (EvalConfig, formats_arg, print_tables, resolve_pairs, run_eval, strategies_arg,
+                            write_outputs)
         from . import fail
 
         try:
@@ -77,7 +86,8 @@ def register(app: typer.Typer) -> None:
                                 orders=orders, seed=seed, k=k, concurrency=concurrency, api_base=api_base,
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
                                 misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap,
-                                min_margin=min_margin)
+                                min_margin=min_margin, injection=injection, formats=formats_arg(format_),
+                                minority=minority)
             if not config.model.startswith("local/"):
                 from ..models.provider import import_litellm
 

@@ -133,15 +133,21 @@ class LocalBackend(Backend):
         if not requests:
             return
         model = self.model
+        # A paper prompt is the model's input as it is; a product request goes through the model's own
+        # rendering (chat template, or the plain "User: ... Assistant:" text of a base model), as in serve.
+        rendered = {r.key: (r.prompt.text, []) if r.prompt.chat is None else model.format_chat(r.prompt.messages())
+                    for r in requests}
         if mode == "exact":
             # torch batches: similar lengths together, less padding.  llama.cpp: alphabetical order
             # puts prompts sharing a prefix next to each other, and its KV cache reuses that prefix.
-            order = (lambda r: r.prompt.text) if model.runtime == "llamacpp" else (lambda r: len(r.prompt.text))
+            order = ((lambda r: rendered[r.key][0]) if model.runtime == "llamacpp"
+                     else (lambda r: len(rendered[r.key][0])))
             requests = sorted(requests, key=order)
             for i in range(0, len(requests), self.batch_size):
                 chunk = requests[i:i + self.batch_size]
-                lps = model.option_logprobs([r.prompt.text for r in chunk], [r.prompt.continuations() for r in chunk],
-                                            batch_size=self.batch_size)
+                texts = [rendered[r.key][0] for r in chunk]
+                lps = model.option_logprobs(texts, [r.prompt.continuations(None if r.prompt.chat is None else t)
+                                                    for r, t in zip(chunk, texts)], batch_size=self.batch_size)
                 self.sequence_passes += len(chunk)
                 for r, lp in zip(chunk, lps):
                     on_result(r, [float(x) for x in lp])
@@ -149,8 +155,9 @@ class LocalBackend(Backend):
         temperature, top_p = model.sampling_defaults()
         for r in requests:
             before = model.forward_passes
-            outs = model.generate(r.prompt.text, max_tokens=self._max_tokens(r.prompt), temperature=temperature,
-                                  top_p=top_p, stop=["\n"], n=samples, seed=r.seed ^ self.sample_seed)
+            text, stops = rendered[r.key]
+            outs = model.generate(text, max_tokens=self._max_tokens(r.prompt), temperature=temperature,
+                                  top_p=top_p, stop=["\n", *stops], n=samples, seed=r.seed ^ self.sample_seed)
             self.sequence_passes += samples * (model.forward_passes - before)
             on_result(r, [c.text for c in outs])
 

@@ -12,7 +12,8 @@ from typing import Iterable
 
 from .metrics import (bootstrap_ci, distributional_alignment, error_reduction, histogram, is_misaligned,
                       outcome_counts, p_majority, verdict)
-from .runner import ZERO_SHOT, EvalRun, Row
+from .config import ZERO_SHOT
+from .records import EvalRun, Row
 
 __all__ = ["annotate", "summarise", "ER_EDGES"]
 
@@ -142,7 +143,7 @@ def summarise(run: EvalRun) -> dict:
 
     def blocks(rows: list[Row]) -> dict:
         out = {}
-        for s in cfg.strategies:
+        for s, *_ in cfg.conditions():
             main = [r for r in rows if r.strategy == s and r.order == 0]
             shuffled = [r for r in rows if r.strategy == s and r.order > 0]
             out[s] = _strategy_block(main, zero_by_probe, cfg.n_boot, cfg.seed, shuffled)
