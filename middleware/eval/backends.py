@@ -176,12 +176,14 @@ def logprobs_from_top(content: Sequence[Any], options: Sequence[str]) -> list[fl
 
     Walks the generated tokens while the text so far is a prefix both options share; at the
     first position where top tokens tell the options apart, each option gets the summed
-    probability of the top tokens consistent with it only. The shared prefix's probability is
+    probability of the top tokens consistent with it only (a token ending inside a word counts only
+    in the option's own case: " I" is no start of "important"). The shared prefix's probability is
     common to both and cancels when the two are renormalised. An option absent from the top
     list gets the smallest listed log-probability (an upper bound: the list is truncated).
     None when no position separates the options (e.g. the model began with other words).
     """
     opts = [normalize(o).strip() for o in options]
+    raw_opts = [o.strip() for o in options]
     prefix = ""
     for pos in content or []:
         top = _get(pos, "top_logprobs") or []
@@ -193,7 +195,11 @@ def logprobs_from_top(content: Sequence[Any], options: Sequence[str]) -> list[fl
             s = normalize(prefix + token).lstrip()
             if not s.strip():
                 continue
-            fits = [o.startswith(s) or (s.startswith(o) and not s[len(o):len(o) + 1].isalnum()) for o in opts]
+            raw = (prefix + token).lstrip()
+            # A text ending inside an option's word must match its case: " I" (as in "I think") is no start
+            # of "important", while " Important" and " Not" (whole words) are the options capitalised.
+            fits = [(o.startswith(s) and (len(s) == len(o) or not o[len(s)].isalnum() or ro.startswith(raw)))
+                    or (s.startswith(o) and not s[len(o):len(o) + 1].isalnum()) for o, ro in zip(opts, raw_opts)]
             if fits[0] != fits[1]:
                 mass[0 if fits[0] else 1] += math.exp(lp)
         if mass[0] > 0 or mass[1] > 0:
