@@ -45,7 +45,8 @@ from rich.table import Table  # noqa: E402
 from middleware.eval import EvalConfig, run_eval  # noqa: E402
 from middleware.eval.backends import LocalBackend  # noqa: E402
 from middleware.eval.metrics import verdict  # noqa: E402
-from middleware.eval.runner import PAPER_STRATEGIES, load_pair, resolve_pairs  # noqa: E402
+from middleware.eval.config import PAPER_STRATEGIES  # noqa: E402
+from middleware.eval.runner import load_pair, resolve_pairs  # noqa: E402
 from middleware.models.loading import load_model  # noqa: E402
 
 CONFIGS = [("transformers", "gemma-3-270m"), ("llamacpp", "gemma-3-270m"), ("llamacpp", "gemma-3-270m?precision=f16"),

@@ -1,4 +1,4 @@
-"""The alignment options (country, language, profile, k, strategy, min_margin, min_relevance), declared once for every integration.
+"""The alignment options (country, language, profile, k, strategy, min_margin, min_relevance, format), declared once for every integration.
 
 Who reads them through this module:
 
@@ -118,6 +118,9 @@ class AlignOptions:
     min_relevance: float = option(DEFAULT_MIN_RELEVANCE, kind="number", description="Inject only when the message "
                                   "(with its recent user turns) is about values with at least this probability; "
                                   "0 injects into every message (the paper's setting).", minimum=0, maximum=1)
+    format: str = option("bullets", kind="text", description="How the statements are written into the request: "
+                         "bullets (a header and one bullet each), bullets-native, survey, shares, turns.",
+                         choices=provided("format"))
 
     def __post_init__(self) -> None:
         for f in _option_fields(type(self)):

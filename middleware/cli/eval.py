@@ -12,9 +12,9 @@ from .align_flags import align_flags
 
 __all__ = ["register"]
 
-# The evaluator chooses these per language/country pair (--pairs) and runs several strategies at once;
+# The evaluator chooses these per language/country pair (--pairs) and runs several strategies and formats at once;
 # every other alignment option is a generated flag passed to EvalConfig by name.
-_OWN = ("country", "language", "profile", "strategy")
+_OWN = ("country", "language", "profile", "strategy", "format")
 
 
 def _eval_options(options, config_type: type) -> dict:
@@ -77,6 +77,14 @@ def register(app: typer.Typer) -> None:
                                                          "sample: below 100%)."),
         max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Tokens per sampled answer (default: "
                                                  "longest option + 4 locally, 32 for API models)."),
+        injection: str = typer.Option("paper", "--injection", help="paper (demonstrations as solved items in the "
+                                      "user prompt, the paper's) or system (the product's own request: the probe "
+                                      "as the user message through the aligner, as serve and chat send it)."),
+        format_: str = typer.Option("bullets", "--format", help="With --injection system: how the statements are "
+                                    "written (bullets, bullets-native, survey, shares, turns), a comma-separated "
+                                    "list to compare, or all."),
+        minority: bool = typer.Option(False, "--minority", help="Also run each strategy's statements completed "
+                                      "with the minority answer (a control that should not improve alignment)."),
         bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples for the CI (0: none)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables."),
         options=None,
@@ -85,7 +93,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..errors import InputError, SelfAlignError
-        from ..eval import EvalConfig, print_tables, resolve_pairs, run_eval, strategies_arg, write_outputs
+        from ..eval import (EvalConfig, formats_arg, print_tables, resolve_pairs, run_eval, strategies_arg,
+                            write_outputs)
         from . import fail
 
         try:
@@ -97,6 +106,7 @@ def register(app: typer.Typer) -> None:
                                 orders=orders, seed=seed, concurrency=concurrency, api_base=api_base,
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
                                 misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap,
+                                injection=injection, formats=formats_arg(format_), minority=minority,
                                 **_eval_options(options, EvalConfig))
             if not is_local(config.model):
                 from ..models.provider import import_litellm

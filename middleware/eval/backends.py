@@ -130,15 +130,21 @@ class LocalBackend(Backend):
         if not requests:
             return
         model = self.model
+        # A paper prompt is the model's input as it is; a product request goes through the model's own
+        # rendering (chat template, or the plain "User: ... Assistant:" text of a base model), as in serve.
+        rendered = {r.key: (r.prompt.text, []) if r.prompt.chat is None else model.format_chat(r.prompt.messages())
+                    for r in requests}
         if mode == "exact":
             # torch batches: similar lengths together, less padding.  llama.cpp: alphabetical order
             # puts prompts sharing a prefix next to each other, and its KV cache reuses that prefix.
-            order = (lambda r: r.prompt.text) if model.runtime == "llamacpp" else (lambda r: len(r.prompt.text))
+            order = ((lambda r: rendered[r.key][0]) if model.runtime == "llamacpp"
+                     else (lambda r: len(rendered[r.key][0])))
             requests = sorted(requests, key=order)
             for i in range(0, len(requests), self.batch_size):
                 chunk = requests[i:i + self.batch_size]
-                lps = model.option_logprobs([r.prompt.text for r in chunk], [r.prompt.continuations() for r in chunk],
-                                            batch_size=self.batch_size)
+                texts = [rendered[r.key][0] for r in chunk]
+                lps = model.option_logprobs(texts, [r.prompt.continuations(None if r.prompt.chat is None else t)
+                                                    for r, t in zip(chunk, texts)], batch_size=self.batch_size)
                 self.sequence_passes += len(chunk)
                 for r, lp in zip(chunk, lps):
                     on_result(r, [float(x) for x in lp])
@@ -146,8 +152,9 @@ class LocalBackend(Backend):
         temperature, top_p = model.sampling_defaults()
         for r in requests:
             before = model.forward_passes
-            outs = model.generate(r.prompt.text, max_tokens=self._max_tokens(r.prompt), temperature=temperature,
-                                  top_p=top_p, stop=["\n"], n=samples, seed=r.seed ^ self.sample_seed)
+            text, stops = rendered[r.key]
+            outs = model.generate(text, max_tokens=self._max_tokens(r.prompt), temperature=temperature,
+                                  top_p=top_p, stop=["\n", *stops], n=samples, seed=r.seed ^ self.sample_seed)
             self.sequence_passes += samples * (model.forward_passes - before)
             on_result(r, [c.text for c in outs])
 
@@ -166,12 +173,14 @@ def logprobs_from_top(content: Sequence[Any], options: Sequence[str]) -> list[fl
 
     Walks the generated tokens while the text so far is a prefix both options share; at the
     first position where top tokens tell the options apart, each option gets the summed
-    probability of the top tokens consistent with it only. The shared prefix's probability is
+    probability of the top tokens consistent with it only (a token ending inside a word counts only
+    in the option's own case: " I" is no start of "important"). The shared prefix's probability is
     common to both and cancels when the two are renormalised. An option absent from the top
     list gets the smallest listed log-probability (an upper bound: the list is truncated).
     None when no position separates the options (e.g. the model began with other words).
     """
     opts = [normalize(o).strip() for o in options]
+    raw_opts = [o.strip() for o in options]
     prefix = ""
     for pos in content or []:
         top = _get(pos, "top_logprobs") or []
@@ -183,7 +192,11 @@ def logprobs_from_top(content: Sequence[Any], options: Sequence[str]) -> list[fl
             s = normalize(prefix + token).lstrip()
             if not s.strip():
                 continue
-            fits = [o.startswith(s) or (s.startswith(o) and not s[len(o):len(o) + 1].isalnum()) for o in opts]
+            raw = (prefix + token).lstrip()
+            # A text ending inside an option's word must match its case: " I" (as in "I think") is no start
+            # of "important", while " Important" and " Not" (whole words) are the options capitalised.
+            fits = [(o.startswith(s) and (len(s) == len(o) or not o[len(s)].isalnum() or ro.startswith(raw)))
+                    or (s.startswith(o) and not s[len(o):len(o) + 1].isalnum()) for o, ro in zip(opts, raw_opts)]
             if fits[0] != fits[1]:
                 mass[0 if fits[0] else 1] += math.exp(lp)
         if mass[0] > 0 or mass[1] > 0:

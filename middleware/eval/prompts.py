@@ -13,7 +13,7 @@ shows its probe with that probe's own seeded order and the country's majority an
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..data.probes import Probe
 
@@ -34,12 +34,22 @@ class EvalPrompt:
     order: tuple[int, int]
     """Display order: ``order[0]`` is the index of the option listed first."""
     demo_ids: tuple[str, ...] = field(default=())
+    chat: tuple[dict, ...] | None = None
+    """The product's request (``--injection system``): the messages as sent; None: ``text`` is the prompt."""
 
     def messages(self) -> list[dict]:
-        return [{"role": "user", "content": self.text}]
+        return list(self.chat) if self.chat is not None else [{"role": "user", "content": self.text}]
 
-    def continuations(self) -> list[str]:
-        """What exact mode scores after ``Answer:``: each option with its separating space."""
+    def with_messages(self, messages: list[dict], demo_ids: tuple[str, ...] = ()) -> "EvalPrompt":
+        """This probe asked as a chat request: ``text`` stays the user message, ``messages`` what is sent."""
+        return replace(self, chat=tuple(messages), demo_ids=demo_ids)
+
+    def continuations(self, rendered: str | None = None) -> list[str]:
+        """What exact mode scores after the prompt: each option with its separating space, except after a
+        ``rendered`` chat prompt that ends in whitespace (a template's "assistant\n"), where the answer
+        starts bare."""
+        if rendered is not None and rendered[-1:].isspace():
+            return list(self.options)
         return [" " + o for o in self.options]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import write_atomic
-from .runner import EvalRun
+from .records import EvalRun
 
 __all__ = ["print_tables", "write_outputs", "probe_rows", "FIGURES", "PAPER_IMPROVED_RANGE"]
 
@@ -48,7 +48,7 @@ def print_tables(results: dict, console: Any = None) -> None:
     console = console or Console()
     cfg = results["config"]
     mis_rule = cfg["misaligned_rule"]
-    table = Table(title=f"Self-alignment on {cfg['model']} ({cfg['mode']} mode)", caption=f"misaligned: {mis_rule}; "
+    table = Table(title=f"Self-alignment on {cfg['model']} ({_setting(cfg)})", caption=f"misaligned: {mis_rule}; "
                   f"improved/worsened: change in p(majority) beyond ±{cfg['tolerance']}", pad_edge=False)
     for col, just in [("pair", "left"), ("strategy", "left"), ("n", "right"), ("misaligned", "right"),
                       ("improved % [95% CI]", "right"), ("same %", "right"), ("worse %", "right"),
@@ -192,7 +192,7 @@ def plot_all(results: dict, out: Path) -> list[Path]:
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of misaligned probes")
-    ax.set_title(f"Outcome of self-alignment — {results['config']['model']} ({results['config']['mode']})")
+    ax.set_title(f"Outcome of self-alignment — {results['config']['model']} ({_setting(results['config'])})")
     # Below the x label: about 0.6 inch under the axes, whatever the figure's height.
     axes_inches = fig.get_figheight() * (fig.subplotpars.top - fig.subplotpars.bottom)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / axes_inches), ncol=4, fontsize=8, frameon=False)
@@ -208,6 +208,7 @@ def plot_all(results: dict, out: Path) -> list[Path]:
         ax.set_xlabel("error-rate reduction (%)")
         ax.set_xlim(0, 100)
     axes[0][0].set_ylabel("improved probes")
+    fig.suptitle(f"Error-rate reduction ({_setting(results['config'])})", fontsize=10)
     paths.append(_save(fig, out / "fig3_error_reduction.png"))
 
     # Figure 7: zero-shot misalignment per language/country pair.
@@ -219,7 +220,8 @@ def plot_all(results: dict, out: Path) -> list[Path]:
                     (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
     ax.set_ylim(0, 105)
     ax.set_ylabel("% misaligned probes (zero-shot)")
-    ax.set_title(f"Initial misalignment ({results['config']['misaligned_rule']})", fontsize=9)
+    ax.set_title(f"Initial misalignment ({results['config']['misaligned_rule']}; "
+                 f"{_setting(results['config'])})", fontsize=9)
     paths.append(_save(fig, out / "fig7_misalignment.png"))
 
     # Figure 8: improved share per WVS category, one bar per strategy.
@@ -237,7 +239,7 @@ def plot_all(results: dict, out: Path) -> list[Path]:
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of misaligned probes improved (misaligned count in brackets)")
     ax.legend(fontsize=8)
-    ax.set_title("Improvements per WVS category")
+    ax.set_title(f"Improvements per WVS category ({_setting(results['config'])})")
     paths.append(_save(fig, out / "fig8_categories.png"))
 
     # Beyond the paper: distributional alignment before/after.
@@ -276,6 +278,20 @@ def plot_all(results: dict, out: Path) -> list[Path]:
 # --------------------------------------------------------------------------- report.md
 
 
+def _setting(cfg: dict) -> str:
+    """Mode and injection, for titles: "exact mode, system injection"."""
+    return f"{cfg['mode']} mode, {cfg.get('injection', 'paper')} injection"
+
+
+def _injection(cfg: dict) -> str:
+    if cfg.get("injection", "paper") == "paper":
+        text = "paper injection (demonstrations as solved items in the user prompt)"
+    else:
+        text = ("system injection (the product's request: the probe as the user message through "
+                f"SelfAligner.align, format {', '.join(cfg.get('formats') or ['bullets'])})")
+    return text + (", minority control" if cfg.get("minority_control") else "")
+
+
 def render_report(results: dict, figures: list[str]) -> str:
     cfg = results["config"]
     run = results["run"]
@@ -284,6 +300,7 @@ def render_report(results: dict, figures: list[str]) -> str:
         "",
         f"Model `{cfg['model']}`" + (f" at `{cfg['api_base']}`" if cfg.get("api_base") else "")
         + f", {cfg['mode']} mode" + (f" ({cfg['samples']} samples per prompt)" if cfg["mode"] == "sample" else "")
+        + f", {_injection(cfg)}"
         + f", probes `{cfg['probes']}`" + (f" (first {cfg['limit']} per pair)" if cfg["limit"] else "")
         + f", k = {cfg['k']} demonstrations, seed {cfg['seed']}.",
         "",

@@ -6,178 +6,40 @@ the test probe itself. Conditions per probe: ``zero-shot``, one per strategy (de
 retrieval order, best first) and, with ``shuffle_orders``, ``orders`` reshuffles of each
 strategy's demonstrations. Identical prompts (e.g. two strategies choosing the same
 demonstrations) are asked once.
+
+Two injections (``EvalConfig.injection``): ``paper`` writes the demonstrations as solved items
+in the user prompt, as Choenni & Shutova did; ``system`` sends what the product sends: the probe
+as the user message through :meth:`SelfAligner.align` (the same options, strategy and format as
+serve and chat), and exact mode scores the options after the messages rendered the way the
+model sees them (:meth:`Runtime.format_chat`). Configuration lives in :mod:`.config`, the rows
+and the run in :mod:`.records`, aggregation in :mod:`.summary`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..options import AlignOptions
 from ..retrieval.cache import aligner_for
 from ..data.answers import CountryAnswer, answer_for, load_answers
-from ..data.countries import PAPER_PAIRS, Country, default_language, resolve_country, resolve_language
-from ..errors import InputError, NoAnswersError, ProfileError
+from ..data.countries import PAPER_PAIRS, default_language, resolve_country, resolve_language
 from ..data.probes import Probe, available_languages, load_probes
 from ..data.profile import Statement, ValueProfile, probe_key
+from ..errors import InputError, NoAnswersError, ProfileError
+from ..options import AlignOptions
 from ..retrieval.strategies import get_strategy, instruction_of
-from ..models.registry import EVAL_MODEL
-from .backends import Backend, Request, get_backend, is_local
+from .backends import Backend, Request, get_backend
 from .cache import NullCache, ResponseCache, cache_key, default_cache_path
+from .config import ZERO_SHOT, EvalConfig
 from .metrics import normalize_logprobs, share_counts
 from .parse import parse_answer
-from .prompts import ZERO_SHOT, EvalPrompt, build_prompt, reshuffle
+from .prompts import EvalPrompt, build_prompt, reshuffle
+from .records import EvalPair, EvalRun, Row
+from .summary import summarise
 
-__all__ = ["EvalConfig", "EvalPair", "Row", "EvalRun", "resolve_pairs", "load_pair", "run_eval", "strategies_arg",
-           "ZERO_SHOT", "PAPER_STRATEGIES"]
-
-PAPER_STRATEGIES = ("chrf", "chrf-category", "random", "random-category")
-
-
-@dataclass
-class EvalConfig:
-    model: str = EVAL_MODEL
-    pairs: list[tuple[str, str]] = field(default_factory=lambda: [("en", "USA")])
-    """(language, ISO alpha-3 country) pairs."""
-    strategies: list[str] = field(default_factory=lambda: ["chrf"])
-    mode: str | None = None
-    """``sample`` or ``exact``; None: exact for local models, sample otherwise."""
-    samples: int = 10
-    probes: str = "builtin"
-    """``builtin`` or ``arora:DIR``."""
-    limit: int | None = None
-    shuffle_orders: bool = False
-    orders: int = 3
-    seed: int = 0
-    k: int = 5
-    concurrency: int = 8
-    api_base: str | None = None
-    cache: Path | None = None
-    use_cache: bool = True
-    tolerance: float | None = None
-    misaligned_below: float | None = None
-    max_tokens: int | None = None
-    n_boot: int = 2000
-    min_margin: float = 0.0
-    """Leave probes whose survey margin is below this out of the demonstrations (see SelfAligner)."""
-
-    def __post_init__(self) -> None:
-        if self.mode is None:
-            self.mode = "exact" if is_local(self.model) else "sample"
-        if self.mode not in ("sample", "exact"):
-            raise InputError(f"unknown mode {self.mode!r}: use sample or exact", param="mode")
-        for s in self.strategies:
-            get_strategy(s)
-        if self.samples < 1:
-            raise InputError("--samples must be at least 1", param="samples")
-        AlignOptions(k=self.k, min_margin=self.min_margin)  # their bounds are the aligner's, everywhere
-        if self.limit is not None and self.limit < 1:
-            raise InputError("--limit must be at least 1", param="limit")
-        if self.orders < 1:
-            raise InputError("--orders must be at least 1", param="orders")
-        if self.tolerance is not None and not 0 <= self.tolerance < 1:
-            raise InputError("--tolerance must be in [0, 1)", param="tolerance")
-        if self.misaligned_below is not None and not 0 < self.misaligned_below <= 1:
-            raise InputError("--misaligned-below must be in (0, 1]", param="misaligned_below")
-
-    def public(self) -> dict:
-        from .metrics import DEFAULT_TOLERANCE
-
-        return {"model": self.model, "api_base": self.api_base, "mode": self.mode,
-                "samples": self.samples if self.mode == "sample" else None,
-                "pairs": [f"{l}-{c}" for l, c in self.pairs], "strategies": list(self.strategies),
-                "probes": self.probes, "limit": self.limit, "k": self.k, "seed": self.seed,
-                "shuffle_orders": self.orders if self.shuffle_orders else 0,
-                "tolerance": self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[self.mode],
-                # The sample-mode default sits a hair under 1 to absorb float noise; it means "below 100%".
-                "misaligned_below": round(self.misaligned_threshold(), 6),
-                "misaligned_rule": ("p(majority) < 1 (not every valid answer is the majority one)"
-                                    if self.mode == "sample" and self.misaligned_below is None else
-                                    f"p(majority) < {self.misaligned_threshold()}"),
-                "bootstrap": self.n_boot, "min_margin": self.min_margin}
-
-    def misaligned_threshold(self) -> float:
-        from .metrics import EXACT_MISALIGNED_BELOW, SAMPLE_MISALIGNED_BELOW
-
-        if self.misaligned_below is not None:
-            return self.misaligned_below
-        return EXACT_MISALIGNED_BELOW if self.mode == "exact" else SAMPLE_MISALIGNED_BELOW
-
-    def effective_tolerance(self) -> float:
-        from .metrics import DEFAULT_TOLERANCE
-
-        return self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[self.mode]
-
-
-@dataclass
-class EvalPair:
-    language: str
-    country: Country
-    probes: list[Probe]
-    """Test probes (those with an answer), after --limit."""
-    answers: dict[str, CountryAnswer]
-    """By probe id, for every answered probe (test probes and demonstration pool)."""
-    pool: dict[str, Probe]
-    profile: ValueProfile
-
-    @property
-    def label(self) -> str:
-        return f"{self.language}-{self.country.alpha3}"
-
-
-@dataclass
-class Row:
-    """One probe in one condition."""
-
-    pair: str
-    language: str
-    country: str
-    probe_id: str
-    wvs_id: str
-    category: str
-    condition: str
-    strategy: str | None
-    order: int
-    """0: demonstrations as retrieved; i >= 1: the i-th reshuffle."""
-    majority: int
-    options: tuple[str, str]
-    option_order: tuple[int, int]
-    shares: tuple[float, float] | None
-    demo_ids: tuple[str, ...]
-    key: str
-    dist: tuple[float, float] | None = None
-    counts: tuple[int, int, int] | None = None
-    """Sample mode: answers for option 1, option 2, invalid."""
-    responses: list[str] | None = None
-    logprobs: list[float] | None = None
-    # Filled in by summary.annotate():
-    p: float | None = None
-    """p(majority) in this condition."""
-    p_before: float | None = None
-    misaligned: bool = False
-    verdict: str | None = None
-    error_reduction: float | None = None
-    alignment: float | None = None
-    """1 - Jensen-Shannon distance to the survey shares."""
-
-
-@dataclass
-class EvalRun:
-    config: EvalConfig
-    pairs: list[EvalPair]
-    rows: list[Row]
-    requests: int
-    cached: int
-    model_calls: int
-    sequence_passes: int | None
-    seconds: float
-    notes: list[str] = field(default_factory=list)
-    results: dict = field(default_factory=dict)
-    prompts: dict[str, EvalPrompt] = field(default_factory=dict)
-    """Each distinct prompt by its cache key (rows refer to them by ``Row.key``)."""
+__all__ = ["resolve_pairs", "load_pair", "run_eval"]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -262,12 +124,17 @@ def load_pair(language: str, country: str, probes: str = "builtin", limit: int |
             pool[p.id] = p
     if not pool:
         raise NoAnswersError(f"no survey answers for {c} on the {language} probes ({probes}): nothing to evaluate")
-    statements = [Statement(text=p.fill(answers[p.id].majority), key=probe_key(p.template), probe_id=p.id,
-                            category=p.category, margin=answers[p.id].margin) for p in pool.values()]
-    profile = ValueProfile(name=f"{c.alpha3.lower()}-{language}", language=language, statements=statements,
-                           subject=f"people in {c.name}")
+    def profile(minority: bool) -> ValueProfile:
+        # The control keeps each statement's key (so retrieval picks the same statements) and margin
+        # (so min_margin leaves out the same ones); only the completion is the other answer.
+        statements = [Statement(text=p.fill(answers[p.id].majority ^ minority), key=probe_key(p.template),
+                                probe_id=p.id, category=p.category, margin=answers[p.id].margin)
+                      for p in pool.values()]
+        return ValueProfile(name=f"{c.alpha3.lower()}-{language}" + ("-minority" if minority else ""),
+                            language=language, statements=statements, subject=f"people in {c.name}")
+
     test = list(pool.values())[:limit] if limit else list(pool.values())
-    return EvalPair(language, c, test, answers, pool, profile)
+    return EvalPair(language, c, test, answers, pool, profile(False), profile(True))
 
 
 # --------------------------------------------------------------------------- prompts
@@ -278,23 +145,37 @@ def _int_seed(*parts: Any) -> int:
 
 
 def _conditions(pair: EvalPair, probe: Probe, config: EvalConfig) -> list[tuple[str, str | None, int, EvalPrompt]]:
-    """(condition, strategy, order, prompt) for every condition of one probe."""
-    out = [(ZERO_SHOT, None, 0, build_prompt(probe, config.seed))]
+    """(condition, label, order, prompt) for every condition of one probe."""
+    base = build_prompt(probe, config.seed)
+    system = config.injection == "system"
+    user = [{"role": "user", "content": base.text}]
+    out = [(ZERO_SHOT, None, 0, base.with_messages(user) if system else base)]
     query = probe_key(probe.template)
-    for strategy in config.strategies:
-        # A fresh seeded aligner per probe: random draws do not depend on run order or --limit.
-        aligner = aligner_for(language=pair.language, k=config.k, strategy=strategy, profile=pair.profile,
-                              seed=_int_seed(config.seed, strategy, probe.id), min_margin=config.min_margin)
-        demos = [(pair.pool[d.probe_id], pair.answers[d.probe_id].majority)
+    for label, strategy, fmt, minority in config.conditions():
+        profile = pair.minority_profile if minority else pair.profile
+        # A fresh seeded aligner per probe: random draws do not depend on run order or --limit, and the
+        # minority control draws exactly the statements its majority condition draws.
+        seed = _int_seed(config.seed, strategy, probe.id)
+        if system:
+            # The product's own path: the options to the aligner cache, then align_with_demonstrations.
+            options = AlignOptions(country=pair.country, language=pair.language, profile=profile, k=config.k,
+                                   strategy=strategy, min_margin=config.min_margin, format=fmt)
+            messages, demos = aligner_for(options, seed=seed).align_with_demonstrations(
+                user, exclude=[probe.id])
+            out.append((label, label, 0, base.with_messages(messages, tuple(d.probe_id for d in demos))))
+            continue
+        aligner = aligner_for(language=pair.language, k=config.k, strategy=strategy, profile=profile,
+                              seed=seed, min_margin=config.min_margin)
+        demos = [(pair.pool[d.probe_id], pair.answers[d.probe_id].majority ^ minority)
                  for d in aligner.demonstrations(query, exclude=[probe.id])]
         instruction = instruction_of(get_strategy(strategy))
         instruction = instruction.format(country=pair.country.name) if instruction else None
-        out.append((strategy, strategy, 0, build_prompt(probe, config.seed, demos, instruction)))
+        out.append((label, label, 0, build_prompt(probe, config.seed, demos, instruction)))
         if config.shuffle_orders:
             for i in range(1, config.orders + 1):
                 shuffled = reshuffle(demos, config.seed, probe.id, strategy, i)
-                out.append((f"{strategy}@order{i}", strategy, i, build_prompt(probe, config.seed, shuffled,
-                                                                               instruction)))
+                out.append((f"{label}@order{i}", label, i, build_prompt(probe, config.seed, shuffled,
+                                                                         instruction)))
     return out
 
 
@@ -310,8 +191,6 @@ def _open_cache(config: EvalConfig):
 def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool = True,
              console: Any = None) -> EvalRun:
     """Run the study of ``config``; ``backend`` overrides the model (tests use a scripted one)."""
-    from .summary import summarise
-
     t0 = time.perf_counter()
     pairs = [load_pair(l, c, config.probes, config.limit) for l, c in config.pairs]
     backend = backend or get_backend(config.model, config.api_base, config.concurrency, config.max_tokens,
@@ -326,8 +205,10 @@ def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool 
         for probe in pair.probes:
             answer = pair.answers[probe.id]
             for condition, strategy, order, prompt in _conditions(pair, probe, config):
-                key = cache_key(backend.name, config.mode, {"prompt": prompt.text, "options": list(prompt.options),
-                                                            **settings})
+                # A paper prompt is keyed by its text (so earlier caches stay valid), a product request by
+                # its messages.
+                content = {"prompt": prompt.text} if prompt.chat is None else {"messages": list(prompt.chat)}
+                key = cache_key(backend.name, config.mode, {**content, "options": list(prompt.options), **settings})
                 requests.setdefault(key, Request(key, prompt))
                 rows.append(Row(pair.label, pair.language, pair.country.alpha3, probe.id, probe.wvs_id,
                                 probe.category, condition, strategy, order, answer.majority, prompt.options,
@@ -405,13 +286,4 @@ class _Bar:
     def close(self) -> None:
         self._progress.stop()
 
-
-def strategies_arg(value: str) -> list[str]:
-    """``all`` -> the paper's four; otherwise a comma-separated list of registered strategies."""
-    if value.strip().lower() == "all":
-        return list(PAPER_STRATEGIES)
-    out = [v.strip() for v in value.split(",") if v.strip()]
-    for s in out:
-        get_strategy(s)
-    return list(dict.fromkeys(out)) or ["chrf"]
 

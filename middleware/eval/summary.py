@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from .metrics import (bootstrap_ci, distributional_alignment, error_reduction, histogram, is_misaligned,
                       outcome_counts, p_majority, verdict)
-from .prompts import ZERO_SHOT
-
-if TYPE_CHECKING:  # the runner calls summarise(): importing it at run time would be a cycle
-    from .runner import EvalRun, Row
+from .config import ZERO_SHOT
+from .records import EvalRun, Row
 
 __all__ = ["annotate", "summarise", "ER_EDGES"]
 
@@ -145,7 +143,7 @@ def summarise(run: EvalRun) -> dict:
 
     def blocks(rows: list[Row]) -> dict:
         out = {}
-        for s in cfg.strategies:
+        for s, *_ in cfg.conditions():
             main = [r for r in rows if r.strategy == s and r.order == 0]
             shuffled = [r for r in rows if r.strategy == s and r.order > 0]
             out[s] = _strategy_block(main, zero_by_probe, cfg.n_boot, cfg.seed, shuffled)

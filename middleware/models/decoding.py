@@ -30,6 +30,8 @@ class Completion:
     finish_reason: str  # "stop" (stop string or EOS) or "length"
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[dict] | None = None
+    """When asked for: OpenAI's ``choices[].logprobs.content``, one entry per generated token."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class StreamChunk:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[dict] | None = None
+    """When asked for: the entries of OpenAI's ``logprobs.content`` for this chunk's tokens."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from ..errors import InputError
-from .decoding import Completion, Penalties
+from .decoding import Completion, Penalties, StreamChunk
 from .loading import get_local_model
 from .registry import PROVIDER, is_local
 from .runtime import Runtime
@@ -73,11 +73,34 @@ def _sampling(params: dict | None, defaults: tuple[float, float] = (1.0, 1.0),
     return out
 
 
+# OpenAI's bound on top_logprobs.
+MAX_TOP_LOGPROBS = 20
+
+
+def _logprobs(params: dict | None) -> int | None:
+    """OpenAI's ``logprobs``/``top_logprobs`` as the runtime's ``logprobs`` argument (None: not asked)."""
+    p = params or {}
+    top, wanted = p.get("top_logprobs"), p.get("logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS):
+        raise InputError(f"top_logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS}", param="top_logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise InputError("logprobs must be true or false", param="logprobs")
+    if top is not None and not wanted:
+        raise InputError("top_logprobs needs logprobs: true", param="top_logprobs")
+    return (top or 0) if wanted else None
+
+
 def _prepare(model: str, messages: list, params: dict | None) -> tuple[Runtime, str, dict]:
     lm = _model_for(model)
     prompt, role_stops = lm.format_chat(messages)
     kw = _sampling(params, lm.sampling_defaults(), lm.penalty_defaults())
     kw["stop"] = list(kw["stop"] or []) + role_stops
+    top = _logprobs(params)
+    if top is not None:
+        if not lm.supports_logprobs:
+            raise InputError(f"{model} on the {lm.runtime} runtime gives no logprobs: use the llama.cpp runtime "
+                             "(the embedded models' default)", param="logprobs")
+        kw["logprobs"] = top
     return lm, prompt, kw
 
 
@@ -111,10 +134,11 @@ def stream_deltas(model: str, messages: list, params: dict | None) -> Iterator[d
     if int((params or {}).get("n") or 1) != 1:
         raise InputError("in-process models stream only n=1", param="n")
     lm, prompt, kw = _prepare(model, messages, params)
+    top = kw.pop("logprobs", None)
     # Hold back whitespace until more text follows, so the streamed
     # content equals the non-streamed (stripped) content.
-    started, pending = False, ""
-    chunks = lm.stream_chunks(prompt, **kw)
+    started, pending, lps = False, "", []
+    chunks = lm.stream_chunks(prompt, **kw) if top is None else _chunks_with_logprobs(lm, prompt, kw, top)
     try:
         for ch in chunks:
             text = pending + ch.text
@@ -124,12 +148,22 @@ def stream_deltas(model: str, messages: list, params: dict | None) -> Iterator[d
             body = text.rstrip()
             pending = text[len(body):]
             done = ch.finish_reason is not None
+            lps += ch.logprobs or []
             if not body and not done:
                 continue
             yield {"text": body, "finish_reason": ch.finish_reason, "completion_tokens": ch.completion_tokens,
-                   "usage": usage(ch.prompt_tokens, ch.completion_tokens) if done else None}
+                   "usage": usage(ch.prompt_tokens, ch.completion_tokens) if done else None,
+                   "logprobs": lps if top is not None else None}
+            lps = []
     finally:
         chunks.close()
+
+
+def _chunks_with_logprobs(lm: Runtime, prompt: str, kw: dict, top: int) -> Iterator[Any]:
+    # Runtimes hand log-probabilities out through generate: the completion is decoded whole, then sent
+    # as one chunk (answers that ask for logprobs are short).
+    (c,) = lm.generate(prompt, n=1, logprobs=top, **kw)
+    yield StreamChunk(c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens, c.logprobs)
 
 
 class _Failure:
@@ -195,14 +229,15 @@ async def acompletion(model: str, messages: list, stream: bool = False, **params
     """``litellm.acompletion`` for ``local/`` models, as plain OpenAI JSON objects: a
     ``chat.completion`` dict, or (``stream=True``) an async iterator of ``chat.completion.chunk``
     dicts.  Parameters other than the sampling ones (``max_tokens``, ``temperature``, ``top_p``,
-    ``seed``, ``stop``, ``n``, ``frequency_penalty``, ``presence_penalty``) are ignored, as the litellm
-    provider ignores them."""
+    ``seed``, ``stop``, ``n``, ``frequency_penalty``, ``presence_penalty``) and ``logprobs``/``top_logprobs``
+    (OpenAI's shape, llama.cpp runtime) are ignored, as the litellm provider ignores them."""
     ident, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())
     if stream:
         return _chunks(model, messages, params, ident, created)
     outs = await acomplete(model, messages, params)
     return {"id": ident, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
+                         "logprobs": None if c.logprobs is None else {"content": c.logprobs},
                          "finish_reason": c.finish_reason} for i, c in enumerate(outs)],
             "usage": usage(outs[0].prompt_tokens, sum(c.completion_tokens for c in outs))}
 
@@ -215,7 +250,10 @@ async def _chunks(model: str, messages: list, params: dict, ident: str, created:
         async for d in deltas:
             delta = {"role": "assistant", "content": d["text"]} if first else {"content": d["text"]}
             first = False
-            chunk = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": d["finish_reason"]}]}
+            choice = {"index": 0, "delta": delta, "finish_reason": d["finish_reason"]}
+            if d["logprobs"] is not None:
+                choice["logprobs"] = {"content": d["logprobs"]}
+            chunk = {**head, "choices": [choice]}
             if d["usage"] is not None:
                 chunk["usage"] = d["usage"]
             yield chunk

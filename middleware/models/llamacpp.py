@@ -115,6 +115,8 @@ class LlamaCppModel(Runtime):
 
     runtime = "llamacpp"
 
+    supports_logprobs = True
+
     def __init__(self, server: Any, path: Path, name: str, key: str, chat_template: bool,
                  n_ctx: int = N_CTX):
         self._server = server
@@ -222,7 +224,9 @@ class LlamaCppModel(Runtime):
                  top_p: float = 1.0, stop: Iterable[str] | str | None = None, n: int = 1,
                  seed: int | None = None,
                  should_stop: Callable[[], bool] | None = None,
-                 penalties: Penalties | None = None) -> list[Completion]:
+                 penalties: Penalties | None = None, logprobs: int | None = None) -> list[Completion]:
+        """``logprobs``: also return each generated token's log-probability and that many top
+        alternatives (OpenAI's ``top_logprobs``; 0 for the token's own only)."""
         ids, max_tokens = self._prompt_ids(prompt, max_tokens)
         outs: list[Completion] = []
         for i in range(n):
@@ -232,17 +236,25 @@ class LlamaCppModel(Runtime):
             # n samples are n requests on the cached prompt; each its own seed.
             body = self._body(ids, max_tokens, temperature, top_p, stop,
                               None if seed is None else seed + i, penalties)
+            if logprobs is not None:
+                # A prompt evaluated partly from the cache of an earlier one gives logits a little apart
+                # (measured: up to 0.04 in a normalised option probability), so figures reported to
+                # the caller come from a whole evaluation of the prompt, the same in every order.
+                body.update(n_probs=max(1, logprobs), cache_prompt=False)
             if should_stop is None:
                 res = self._complete(body)
                 choice = res["choices"][0]
                 outs.append(Completion(choice["text"], choice.get("finish_reason") or "stop",
-                                       len(ids), int(res["usage"]["completion_tokens"])))
+                                       len(ids), int(res["usage"]["completion_tokens"]),
+                                       _openai_logprobs(choice, logprobs)))
             else:
-                text, reason, used = [], None, 0
-                for ch in self._stream(body, len(ids), should_stop):
+                text, reason, used, lps = [], None, 0, []
+                for ch in self._stream(body, len(ids), should_stop, logprobs):
                     text.append(ch.text)
                     reason, used = ch.finish_reason, ch.completion_tokens
-                outs.append(Completion("".join(text), reason or "stop", len(ids), used))
+                    lps += ch.logprobs or []
+                outs.append(Completion("".join(text), reason or "stop", len(ids), used,
+                                       lps if logprobs is not None else None))
             if should_stop is not None and should_stop():
                 break
         return outs
@@ -256,8 +268,8 @@ class LlamaCppModel(Runtime):
             return
         yield from self._stream(self._body(ids, max_tokens, temperature, top_p, stop, seed, penalties), len(ids))
 
-    def _stream(self, body: dict, prompt_tokens: int,
-                should_stop: Callable[[], bool] | None = None) -> Iterator[StreamChunk]:
+    def _stream(self, body: dict, prompt_tokens: int, should_stop: Callable[[], bool] | None = None,
+                logprobs: int | None = None) -> Iterator[StreamChunk]:
         """Run a streaming request in a worker thread; closing this generator stops llama.cpp
         at its next token (the callback answers True)."""
         chunks: queue.Queue = queue.Queue()
@@ -294,11 +306,12 @@ class LlamaCppModel(Runtime):
                     used = int(item["usage"].get("completion_tokens", used))
                 elif text:
                     used += 1
+                lps = _openai_logprobs(choice, logprobs)
                 if reason:
                     finished = True
-                    yield StreamChunk(text, reason, prompt_tokens, used)
-                elif text:
-                    yield StreamChunk(text, None, prompt_tokens, used)
+                    yield StreamChunk(text, reason, prompt_tokens, used, lps)
+                elif text or lps:
+                    yield StreamChunk(text, None, prompt_tokens, used, lps)
             if not finished:  # stopped by should_stop
                 yield StreamChunk("", "stop", prompt_tokens, used)
         finally:
@@ -340,3 +353,16 @@ class LlamaCppModel(Runtime):
         out = {(prefix, int(top["id"])): float(top["logprob"]) for top in step.get("top_logprobs") or []}
         out[(prefix, token)] = float(step["logprob"])
         return out
+
+
+def _openai_logprobs(choice: dict, top: int | None) -> list[dict] | None:
+    """llama.cpp's per-token log-probabilities in OpenAI's shape (no token ids; ``top`` alternatives)."""
+    if top is None:
+        return None
+
+    def entry(t: dict) -> dict:
+        return {"token": t.get("token", ""), "logprob": float(t["logprob"]), "bytes": t.get("bytes")}
+
+    # An end-of-generation token has no text (nor bytes): OpenAI lists no entry for it.
+    return [{**entry(t), "top_logprobs": [entry(a) for a in (t.get("top_logprobs") or [])[:top]]}
+            for t in ((choice.get("logprobs") or {}).get("content") or []) if t.get("token") or t.get("bytes")]

@@ -27,6 +27,8 @@ class Runtime(ABC):
     """``llamacpp`` or ``transformers``."""
     forward_passes: int
     """Model evaluations so far (forward calls or llama.cpp requests): a cost counter."""
+    supports_logprobs: bool = False
+    """Whether :meth:`generate` takes ``logprobs`` (OpenAI's per-token log-probabilities)."""
 
     @abstractmethod
     def format_chat(self, messages: Sequence[dict]) -> tuple[str, list[str]]:

@@ -19,13 +19,13 @@ from ..data.profile import ValueProfile, builtin_profile
 from ..options import DEFAULT_K, DEFAULT_MIN_MARGIN, DEFAULT_MIN_RELEVANCE, DEFAULT_STRATEGY, AlignOptions
 from .relevance import FOLLOW_UP_REASON, Relevance, conversation_query
 from .chrf import profile_scores
+from .formats import DEFAULT_FORMAT, DEFAULT_HEADER, FormatContext, Injection, get_format
 from .strategies import get_strategy, instruction_of, scorer_of
 
 __all__ = ["Demonstration", "Selection", "SelfAligner", "message_text", "AUTO"]
 
 AUTO = "auto"
 
-DEFAULT_HEADER = "The following statements reflect the values of {subject}. Let them guide your answer:"
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,12 @@ class SelfAligner:
     def __init__(self, country: str | Country | None = None, language: str | None = AUTO, k: int = DEFAULT_K,
                  strategy: str = DEFAULT_STRATEGY, profile: ValueProfile | str | Path | None = None,
                  seed: int | None = None, header: str = DEFAULT_HEADER, fallback_language: str = "en",
-                 min_margin: float = DEFAULT_MIN_MARGIN, min_relevance: float = DEFAULT_MIN_RELEVANCE):
+                 min_margin: float = DEFAULT_MIN_MARGIN, min_relevance: float = DEFAULT_MIN_RELEVANCE,
+                 format: str = DEFAULT_FORMAT):
         self._strategy = get_strategy(strategy)  # an unknown name: UnknownStrategyError, listing the valid ones
         # The bounds of every option are AlignOptions' alone: the proxy, the CLI and Python refuse alike.
-        AlignOptions(k=k, min_margin=min_margin, strategy=strategy, min_relevance=min_relevance)
+        AlignOptions(k=k, min_margin=min_margin, strategy=strategy, min_relevance=min_relevance,
+                     format=format)
         self.min_margin = float(min_margin)
         self.min_relevance = float(min_relevance)
         self._strong_masks: dict[int, tuple[ValueProfile, np.ndarray]] = {}
@@ -78,6 +80,8 @@ class SelfAligner:
         self.strategy_name = strategy
         self._rng = random.Random(seed)
         self.header = header
+        self.format_name = format
+        self._format = get_format(format)
         self.country = resolve_country(country) if isinstance(country, str) else country
         auto = language is None or (isinstance(language, str) and language.strip().lower() == AUTO)
         self.auto = False
@@ -107,7 +111,8 @@ class SelfAligner:
 
     def __repr__(self) -> str:
         return (f"SelfAligner(profile={self.profile.name!r}, language={self.language!r}, k={self.k}, "
-                f"strategy={self.strategy_name!r}, min_margin={self.min_margin}, min_relevance={self.min_relevance})")
+                f"strategy={self.strategy_name!r}, min_margin={self.min_margin}, min_relevance={self.min_relevance}, "
+                f"format={self.format_name!r})")
 
     def _strong(self, profile: ValueProfile) -> np.ndarray:
         """Statements that may be demonstrations: a near-tie (e.g. 52/48) is weak evidence of the majority;
@@ -147,7 +152,7 @@ class SelfAligner:
         paper's setting, which the evaluator uses); ``exclude`` drops probe ids (e.g. the test probe)."""
         return self._retrieve(text, exclude, floor=False)
 
-    def select(self, conversation: str | Sequence[dict]) -> Selection:
+    def select(self, conversation: str | Sequence[dict], exclude: Iterable[str] = ()) -> Selection:
         """What a request gets: nothing when the message is not about values (``min_relevance``), else up
         to k demonstrations, those far below the best left out (k is a maximum).
 
@@ -170,7 +175,7 @@ class SelfAligner:
                     query, relevance = context, dataclasses.replace(with_context, reason=FOLLOW_UP_REASON)
         if not relevance.inject:
             return Selection([], relevance)
-        return Selection(self._retrieve(query, (), floor=self.min_relevance > 0), relevance)
+        return Selection(self._retrieve(query, exclude, floor=self.min_relevance > 0), relevance)
 
     def _retrieve(self, text: str, exclude: Iterable[str], floor: bool) -> list[Demonstration]:
         if not text or not text.strip():
@@ -189,42 +194,68 @@ class SelfAligner:
                               profile.language) for i in picked]
 
     def system_block(self, demonstrations: Sequence[Demonstration]) -> str:
-        """The text put in the system message: the strategy's instruction and/or the demonstrations."""
+        """The text put in the system message: the strategy's instruction and/or the demonstrations
+        (with the ``turns`` format the demonstrations are messages instead: see :meth:`injection`)."""
+        return self.injection(demonstrations).system
+
+    def injection(self, demonstrations: Sequence[Demonstration]) -> Injection:
+        """What :meth:`align` adds: the strategy's instruction, then the format's system text and turns."""
         parts = []
         if self.instruction and self.country is not None:
             parts.append(self.instruction.format(country=self.country.name))
+        turns: tuple[dict, ...] = ()
         if demonstrations:
-            lines = "\n".join(f"- {d.text}" for d in demonstrations)
-            parts.append(f"{self.header.format(subject=self.profile.subject or 'the user')}\n{lines}")
-        return "\n\n".join(parts)
+            ctx = FormatContext(self.header, self.profile.subject or "the user", self.country, self._statement)
+            written = self._format(demonstrations, ctx)
+            if written.system:
+                parts.append(written.system)
+            turns = written.turns
+        return Injection("\n\n".join(parts), turns)
 
-    def align(self, messages: Sequence[dict]) -> list[dict]:
-        """A new message list with the demonstrations in the system message; the input is not changed."""
-        return self.align_with_demonstrations(messages)[0]
+    def _statement(self, demonstration: Demonstration):
+        """The profile statement behind ``demonstration`` (for formats that show a share or a question)."""
+        profile = self.profile
+        if demonstration.language != profile.language and self.country is not None and demonstration.language:
+            profile = builtin_profile(self.country, demonstration.language)
+        by_id = profile.__dict__.get("_statements_by_id")
+        if by_id is None:
+            by_id = profile.__dict__["_statements_by_id"] = {s.probe_id: s for s in profile.statements}
+        return by_id.get(demonstration.probe_id)
 
-    def align_with_demonstrations(self, messages: Sequence[dict]) -> tuple[list[dict], Selection]:
-        """(the messages with the demonstrations in the system message, the :class:`Selection`);
+    def align(self, messages: Sequence[dict], exclude: Iterable[str] = ()) -> list[dict]:
+        """A new message list with the demonstrations in the system message; the input is not changed.
+        ``exclude`` drops probe ids from the demonstrations (the evaluator leaves the test probe out)."""
+        return self.align_with_demonstrations(messages, exclude)[0]
+
+    def align_with_demonstrations(self, messages: Sequence[dict], exclude: Iterable[str] = ()
+                                  ) -> tuple[list[dict], Selection]:
+        """(the messages with the demonstrations injected, the :class:`Selection`);
         ``selection.relevance`` says whether the request was about values. A request that gets
         nothing is returned unchanged (a copy)."""
         if not isinstance(messages, (list, tuple)) or not all(isinstance(m, dict) for m in messages):
             raise InputError("messages must be a list of {'role': ..., 'content': ...} objects", param="messages")
         out = copy.deepcopy(list(messages))
-        demos = self.select(out)
+        demos = self.select(out, exclude)
         if not demos.relevance.inject:
             return out, demos
-        block = self.system_block(demos)
-        if not block:
+        injected = self.injection(demos)
+        block = injected.system
+        if not block and not injected.turns:
             return out, demos
         first = out[0] if out else None
         if first is not None and first.get("role") in ("system", "developer"):
-            content = first.get("content")
-            if isinstance(content, list):
-                first["content"] = [{"type": "text", "text": block}] + content
-            else:
-                existing = message_text(content)
-                first["content"] = f"{block}\n\n{existing}" if existing else block
-        else:
+            if block:
+                content = first.get("content")
+                if isinstance(content, list):
+                    first["content"] = [{"type": "text", "text": block}] + content
+                else:
+                    existing = message_text(content)
+                    first["content"] = f"{block}\n\n{existing}" if existing else block
+        elif block:
             out.insert(0, {"role": "system", "content": block})
+        if injected.turns:
+            at = 1 if out and out[0].get("role") in ("system", "developer") else 0
+            out[at:at] = [dict(t) for t in injected.turns]
         return out, demos
 
 

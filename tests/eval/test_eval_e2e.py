@@ -69,7 +69,7 @@ def test_exact_mode_end_to_end_and_rerun_is_free(tmp_path):
 def test_sample_mode_end_to_end(tmp_path):
     out = tmp_path / "sample"
     res = _eval(tmp_path, "--mode", "sample", "--samples", "3", "--strategy", "chrf", "--out", str(out))
-    assert "Self-alignment on local/gemma-3-270m (sample mode)" in res.output
+    assert "Self-alignment on local/gemma-3-270m (sample mode, paper injection)" in res.output
     results, rows = _check_outputs(out, "sample", ["chrf"])
     for r in rows:
         assert int(r["n_option_1"]) + int(r["n_option_2"]) + int(r["n_invalid"]) == 3

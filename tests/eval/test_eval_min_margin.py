@@ -3,7 +3,8 @@
 import pytest
 
 from middleware.errors import SelfAlignError
-from middleware.eval.runner import EvalConfig, _conditions, load_pair
+from middleware.eval.config import EvalConfig
+from middleware.eval.runner import _conditions, load_pair
 
 
 def test_min_margin_is_validated():

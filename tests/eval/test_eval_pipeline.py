@@ -363,3 +363,13 @@ def test_local_cache_settings_name_the_runtime_and_precision(monkeypatch):
     f16 = LocalBackend("local/gemma-3-270m?runtime=llamacpp&precision=f16")
     assert f16.settings("exact", 1) == {**plain, "precision": "f16"}
     assert f16.settings("sample", 4)["precision"] == "f16"
+
+
+def test_logprobs_from_top_does_not_read_a_pronoun_as_an_option():
+    # " I" (as in "I think") begins "important" only if case is ignored; the capitalised whole words count.
+    content = [{"token": " I", "top_logprobs": [{"token": " I", "logprob": math.log(0.5)},
+                                                 {"token": " Important", "logprob": math.log(0.1)},
+                                                 {"token": " Not", "logprob": math.log(0.3)},
+                                                 {"token": " im", "logprob": math.log(0.05)}]}]
+    lp = logprobs_from_top(content, ("important", "not important"))
+    assert [math.exp(x) for x in lp] == pytest.approx([0.15, 0.3])
