@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..models.registry import EVAL_MODEL
-from ..options import AlignOptions
+from ..options import DEFAULT_MIN_RELEVANCE, AlignOptions
 from ..retrieval.formats import DEFAULT_FORMAT, FORMATS, get_format
 from ..retrieval.strategies import get_strategy
 from .backends import is_local
@@ -48,6 +48,9 @@ class EvalConfig:
     max_tokens: int | None = None
     n_boot: int = 2000
     min_margin: float = 0.0
+    min_relevance: float = DEFAULT_MIN_RELEVANCE
+    """With ``injection="system"``: the product's relevance gate (a probe the gate turns away gets nothing, as
+    a user would); the paper's injection always gives k demonstrations."""
     """Leave probes whose survey margin is below this out of the demonstrations (see SelfAligner)."""
     injection: str = "paper"
     """``paper``: the paper's few-shot user prompt; ``system``: the product's own request (SelfAligner.align)."""
@@ -77,7 +80,7 @@ class EvalConfig:
                              param="format")
         if self.samples < 1:
             raise InputError("--samples must be at least 1", param="samples")
-        AlignOptions(k=self.k, min_margin=self.min_margin)  # their bounds are the aligner's, everywhere
+        AlignOptions(k=self.k, min_margin=self.min_margin, min_relevance=self.min_relevance)  # their bounds are the aligner's, everywhere
         if self.limit is not None and self.limit < 1:
             raise InputError("--limit must be at least 1", param="limit")
         if self.orders < 1:
@@ -101,7 +104,8 @@ class EvalConfig:
                 "misaligned_rule": ("p(majority) < 1 (not every valid answer is the majority one)"
                                     if self.mode == "sample" and self.misaligned_below is None else
                                     f"p(majority) < {self.misaligned_threshold()}"),
-                "bootstrap": self.n_boot, "min_margin": self.min_margin, "injection": self.injection,
+                "bootstrap": self.n_boot, "min_margin": self.min_margin, "min_relevance": self.min_relevance,
+                "injection": self.injection,
                 "formats": list(self.formats) if self.injection == "system" else None,
                 "minority_control": self.minority}
 

@@ -159,7 +159,8 @@ def _conditions(pair: EvalPair, probe: Probe, config: EvalConfig) -> list[tuple[
         if system:
             # The product's own path: the options to the aligner cache, then align_with_demonstrations.
             options = AlignOptions(country=pair.country, language=pair.language, profile=profile, k=config.k,
-                                   strategy=strategy, min_margin=config.min_margin, format=fmt)
+                                   strategy=strategy, min_margin=config.min_margin, format=fmt,
+                                   min_relevance=config.min_relevance)
             messages, demos = aligner_for(options, seed=seed).align_with_demonstrations(
                 user, exclude=[probe.id])
             out.append((label, label, 0, base.with_messages(messages, tuple(d.probe_id for d in demos))))

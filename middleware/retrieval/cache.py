@@ -118,8 +118,13 @@ class AlignerCache:
                 self.profiles.get(profile)  # unknown names fail here, listing the registered ones
                 return options.replace(country=None, language=None)
             if isinstance(profile, ValueProfile):
-                profile = _Same(profile)
-            elif isinstance(profile, Path):
+                # A profile object may come with its country (the evaluator's pairs): kept, so that a
+                # strategy's instruction can name it ("born in Romania").
+                country = options.country
+                if country is not None and not options.off:
+                    country = country.alpha3 if isinstance(country, Country) else resolve_country(country).alpha3
+                return options.replace(country=country, profile=_Same(profile))
+            if isinstance(profile, Path):
                 profile = str(profile)
             return options.replace(country=None, profile=profile)
         country = options.country

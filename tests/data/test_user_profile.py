@@ -19,7 +19,7 @@ def test_yaml_statements_and_answers(tmp_path):
                      "Homosexuality is sometimes justifiable."]
     demos = SelfAligner(profile=f, k=1).demonstrations("Do men make better political leaders?")
     assert demos[0].probe_id == "Q29"
-    out = SelfAligner(profile=f).align([{"role": "user", "content": "family or work?"}])
+    out = SelfAligner(profile=f, min_relevance=0).align([{"role": "user", "content": "family or work?"}])
     assert "values of the user" in out[0]["content"]
 
 

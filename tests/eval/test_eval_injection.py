@@ -25,7 +25,8 @@ def _by_label(pair, probe, config):
 
 
 def test_system_injection_is_the_aligners_request(pair):
-    config = EvalConfig(pairs=[PAIR], strategies=["chrf", "cultural"], injection="system")
+    config = EvalConfig(pairs=[PAIR], strategies=["chrf", "cultural"], injection="system",
+                        min_relevance=0)  # every probe gets its demonstrations (the gate has its own tests)
     paper = EvalConfig(pairs=[PAIR], strategies=["chrf", "cultural"])
     for probe in pair.probes:
         got = _by_label(pair, probe, config)
@@ -47,7 +48,7 @@ def test_system_injection_is_the_aligners_request(pair):
 
 def test_minority_control_flips_every_answer_and_keeps_the_statements(pair):
     for injection in ("paper", "system"):
-        config = EvalConfig(pairs=[PAIR], strategies=["chrf", "random", "cultural"], injection=injection,
+        config = EvalConfig(pairs=[PAIR], strategies=["chrf", "random", "cultural"], injection=injection, min_relevance=0,
                             minority=True)
         labels = [c[0] for c in config.conditions()]
         assert labels == ["chrf", "chrf+minority", "random", "random+minority", "cultural"]
@@ -71,7 +72,7 @@ def test_minority_control_flips_every_answer_and_keeps_the_statements(pair):
 
 
 def test_formats_are_compared_under_their_own_labels(pair):
-    config = EvalConfig(pairs=[PAIR], strategies=["chrf", "cultural"], injection="system",
+    config = EvalConfig(pairs=[PAIR], strategies=["chrf", "cultural"], injection="system", min_relevance=0,
                         formats=formats_arg("all"))
     labels = [c[0] for c in config.conditions()]
     assert labels == [f"chrf@{f}" for f in FORMATS] + ["cultural"]
