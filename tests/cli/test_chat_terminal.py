@@ -82,7 +82,8 @@ def test_interactive_chat_in_a_terminal(warm_model):
         child.expect_exact(PROMPT)
         shown = ANSI.sub("", child.before)
         assert "demonstrations — WVS Wave 7 majority answers of Romania" in shown and "chrF++" in shown
-        assert len(re.findall(r"^\s*[1-5] .*\bQ\d+", shown, re.M)) == 5
+        # k is a maximum: statements far below the best are left out (middleware/retrieval/aligner.py, FLOOR)
+        assert 1 <= len(re.findall(r"^\s*[1-5] .*\bQ\d+", shown, re.M)) <= 5
 
         # Ctrl-C while the model is answering stops that answer only.
         child.sendline("Should a mother work for pay?")
@@ -136,13 +137,13 @@ def test_one_shot_message_is_plain(warm_model):
 @pytest.mark.slow
 def test_piped_lines_are_answered_one_by_one(warm_model):
     p = run(["chat", "--country", "ro", "--language", "en", "--max-tokens", "6", "--temperature", "0"],
-            stdin="Hello there\n\n/demos\nIs work a duty?\n")
+            stdin="Is divorce ever justifiable?\n\n/demos\nIs work a duty?\n")
     assert p.returncode == 0, p.stderr
     assert "\x1b" not in p.stdout and "Traceback" not in p.stderr
     first, rest = p.stdout.split("demonstrations (", 1)
     assert first.strip()  # the first answer
-    # the language line and five demonstrations, then the second answer
-    assert rest.count("\n  ") == 6 and "(language: en)" in rest and rest.strip().splitlines()[-1].strip()
+    # the language line and up to five demonstrations (k is a maximum), then the second answer
+    assert 2 <= rest.count("\n  ") <= 6 and "(language: en)" in rest and rest.strip().splitlines()[-1].strip()
 
 
 def _shown_lines(child):

@@ -319,7 +319,7 @@ def test_embedded_model_answers_aligned_and_unaligned(page, tmp_path):
         aligned = wait_answer(page, "aligned", timeout=240_000)
         unaligned = wait_answer(page, "unaligned", timeout=240_000)
         assert aligned.strip() and unaligned.strip()
-        assert "3 demonstrations injected" in page.text_content("#aligned .meta")
+        assert f"{len(expected)} demonstrations injected" in page.text_content("#aligned .meta")
         assert "0 demonstrations injected" in page.text_content("#unaligned .meta")
         page.click("#system-details summary")
         # The docs' picture is refreshed on request only, so that a test run leaves the checkout clean.
