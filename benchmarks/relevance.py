@@ -11,6 +11,8 @@ align(), wrap_openai, the callback and the chat all call it). Per language and o
 - ``on-topic >=1``: share of value messages that get at least one statement whose probe is labelled on
   topic (target >= 95%);
 - ``on-topic share``: share of all injected statements (value messages) that are on topic (>= 80%);
+- ``embedded``: share of messages whose relevance decision embedded them (the default gate's uncertain
+  band; every message for the semantic strategies);
 - ``p50``/``p99``: added work per message in ms, the decision and retrieval together (<= 3 / <= 10 ms).
 
 One table per configuration, side by side: ``always`` is the behaviour before the decision
@@ -37,6 +39,7 @@ from rich.table import Table  # noqa: E402
 
 from middleware.options import DEFAULT_MIN_RELEVANCE  # noqa: E402
 from middleware.retrieval.aligner import SelfAligner  # noqa: E402
+from middleware.retrieval.relevance import RelevanceModel  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "relevance"
 LANGS = ("en", "ro", "de", "tr", "fr", "es")
@@ -59,24 +62,40 @@ def load(split: str) -> list[dict]:
     return [r for r in rows if r["split"] == split]
 
 
+_gate_embeddings = [0]
+
+
+def _count_gate_embeddings() -> None:
+    """Count the messages the gate embeds (the two-stage gate's uncertain band, or every one for semantic)."""
+    original = RelevanceModel.semantic_score
+
+    def counted(self, text):
+        _gate_embeddings[0] += 1
+        return original(self, text)
+
+    RelevanceModel.semantic_score = counted
+
+
 def measure(aligner: SelfAligner, rows: list[dict], progress: Progress, name: str) -> dict[str, dict]:
     """Per language: counts and per-message timings."""
-    from middleware.retrieval.semantic import available, embed_query
+    from middleware.retrieval import semantic
 
     per: dict[str, dict] = {}
     aligner.select("warm-up: is religion important?")
     task = progress.add_task(name, total=len(rows))
     for r in rows:
-        if available():
-            embed_query.cache_clear()  # each configuration embeds every message afresh
+        if semantic.available():
+            semantic._embed_query.cache_clear()  # each configuration embeds every message afresh
         messages = r["messages"] if "messages" in r else [{"role": "user", "content": r["text"]}]
+        before = _gate_embeddings[0]
         started = time.perf_counter()
         got = aligner.select(messages)
         took = (time.perf_counter() - started) * 1000
         for key in (r["lang"], "all"):
             s = per.setdefault(key, {"other": 0, "through": 0, "value": 0, "passed": 0, "hit": 0, "injected": 0,
-                                     "on_topic": 0, "ms": []})
+                                     "on_topic": 0, "embedded": 0, "ms": []})
             s["ms"].append(took)
+            s["embedded"] += _gate_embeddings[0] > before
             if r["kind"] == "value":
                 s["value"] += 1
                 s["passed"] += got.relevance.inject
@@ -97,7 +116,7 @@ def _pct(a: int, b: int) -> str:
 
 def table(name: str, per: dict[str, dict], title: str) -> Table:
     t = Table(title=title, title_justify="left")
-    for col in ("lang", "through", "value in", "on-topic >=1", "on-topic share", "p50 ms", "p99 ms"):
+    for col in ("lang", "through", "value in", "on-topic >=1", "on-topic share", "embedded", "p50 ms", "p99 ms"):
         t.add_column(col, justify="left" if col == "lang" else "right")
     for lang in [*LANGS, "conv", "all"]:
         s = per.get(lang)
@@ -105,7 +124,7 @@ def table(name: str, per: dict[str, dict], title: str) -> Table:
             continue
         ms = np.array(s["ms"])
         t.add_row(lang, _pct(s["through"], s["other"]), _pct(s["passed"], s["value"]), _pct(s["hit"], s["value"]),
-                  _pct(s["on_topic"], s["injected"]), f"{np.percentile(ms, 50):.2f}", f"{np.percentile(ms, 99):.2f}",
+                  _pct(s["on_topic"], s["injected"]), _pct(s["embedded"], s["value"] + s["other"]), f"{np.percentile(ms, 50):.2f}", f"{np.percentile(ms, 99):.2f}",
                   style="bold" if lang == "all" else None)
     return t
 
@@ -120,6 +139,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     rows = load(args.split)
+    _count_gate_embeddings()
     console = Console(width=None if sys.stdout.isatty() else 240)  # four tables side by side in a log too
     results = {}
     with Progress(console=console, transient=True) as progress:

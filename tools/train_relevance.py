@@ -15,6 +15,12 @@ fitted with L-BFGS on:
 The semantic strategies' gate, a logistic regression over the message's e5 embedding (which they
 compute anyway), is fitted on the dev messages alone and saved in the same file.
 
+The default gate is two-stage: the n-gram score decides below ``band_low`` (not values) and at or above
+``band_high`` (values); only messages in between are embedded and judged by the e5 gate. The band is
+chosen by the same cross-validation: the one that embeds the fewest dev messages while keeping within
+1 point of the embedding gate's value messages kept and letting through no more neutral/borderline
+messages than it does (or 5%, whichever is more).
+
 Only split=dev is read. Before the final fit, 5-fold cross-validation over the labelled dev messages
 prints, per threshold, the share of neutral/borderline messages let through and of value messages
 kept, which is how the default ``min_relevance`` was chosen.
@@ -47,6 +53,10 @@ THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
 SEMANTIC_SCALE = 10.0  # e5 embeddings are unit vectors: scaled so the weights stay near 1
 SEMANTIC_L2 = 1e-3
 TARGET_THROUGH = 0.05  # neutral and borderline messages that may get statements
+GATE_THRESHOLD = 0.8  # the default min_relevance the two-stage band is chosen for
+BAND_LOWS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+BAND_HIGHS = (0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
+BAND_SLACK = 0.01  # the two-stage gate may keep up to 1 point fewer value messages than the embedding gate
 
 
 def labelled(split: str = "dev") -> list[tuple[str, int, float, str]]:
@@ -122,6 +132,31 @@ def fit_semantic(texts: list[str], y: np.ndarray, w: np.ndarray, embeddings: np.
     return fit(sp.csr_matrix(embeddings * SEMANTIC_SCALE), y, w, l2=SEMANTIC_L2)
 
 
+def choose_band(cv: np.ndarray, cv_sem: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """The two-stage band (low, high) over the n-gram score, from the cross-validated scores of both gates
+    at :data:`GATE_THRESHOLD`; prints every band's figures."""
+    t = GATE_THRESHOLD
+    sem_through, sem_kept = (cv_sem[y == 0] >= t).mean(), (cv_sem[y == 1] >= t).mean()
+    print(f"two-stage gate at {t}: n-gram below low: no, at/above high: yes, in between: the e5 gate")
+    print("  low  high  embedded  neutral+borderline through  borderline through  value kept")
+    best = None
+    for low in BAND_LOWS:
+        for high in BAND_HIGHS:
+            band = (cv >= low) & (cv < high)
+            decide = np.where(band, cv_sem >= t, cv >= high)
+            through, kept = decide[y == 0].mean(), decide[y == 1].mean()
+            print(f"{low:5.2f}  {high:4.2f}  {band.mean():8.1%}  {through:26.1%}"
+                  f"  {decide[groups == 'borderline'].mean():18.1%}  {kept:10.1%}")
+            if kept >= sem_kept - BAND_SLACK and through <= max(sem_through, TARGET_THROUGH):
+                if best is None or band.mean() < best[0]:
+                    best = (band.mean(), low, high)
+    if best is None:
+        raise SystemExit("no band keeps the embedding gate's figures: widen BAND_LOWS/BAND_HIGHS")
+    print(f"chosen band: [{best[1]}, {best[2]}), embedding {best[0]:.1%} of dev messages "
+          f"(the embedding gate alone: {sem_through:.1%} through, {sem_kept:.1%} kept)")
+    return best[1], best[2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
@@ -174,10 +209,11 @@ def main() -> None:
     for t in THRESHOLDS:
         print(f"{t:9.2f}  {(cv_sem[y_dev == 0] >= t).mean():26.1%}  {(cv_sem[groups == 'borderline'] >= t).mean():18.1%}"
               f"  {(cv_sem[y_dev == 1] >= t).mean():10.1%}")
+    low, high = choose_band(cv, cv_sem, y_dev, groups)
     sem_coef, sem_bias = fit_semantic([], y_dev, w_dev, emb)
     np.savez_compressed(args.out, weights=coef.astype(np.float16), bias=np.float32(bias), bits=np.int32(BITS),
                         semantic_weights=(sem_coef * SEMANTIC_SCALE).astype(np.float32),
-                        semantic_bias=np.float32(sem_bias))
+                        semantic_bias=np.float32(sem_bias), band_low=np.float32(low), band_high=np.float32(high))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB), {np.count_nonzero(coef)} non-zero weights")
 
 

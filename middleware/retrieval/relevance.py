@@ -8,7 +8,10 @@ value statements are about, and injects nothing below ``min_relevance``.
 
 The score is a logistic regression over hashed character 1-5-grams and word 1-2-grams (numpy
 only, ~0.1 ms a message); the semantic strategies, which embed the message for retrieval anyway,
-use a logistic regression over that e5 embedding instead. Both ship with the package (``relevance.npz``, made by
+use a logistic regression over that e5 embedding instead. The default (n-gram) gate is two-stage: the
+n-gram score decides below ``band_low`` and at or above ``band_high``; a message in between is embedded
+(bounded, as semantic retrieval embeds) and judged by the e5 gate when the ``semantic`` extra is installed,
+by its n-gram score otherwise. The band is chosen by cross-validation in the training script. Both ship with the package (``relevance.npz``, made by
 ``tools/train_relevance.py`` from the dev split of ``benchmarks/data/relevance``, the probe
 templates of all 14 languages, and neutral requests written for it).
 """
@@ -91,6 +94,8 @@ class RelevanceModel:
             self.bits = int(data["bits"])
             self.semantic_weights = data["semantic_weights"].astype(np.float32)
             self.semantic_bias = float(data["semantic_bias"])
+            self.band_low = float(data["band_low"])
+            self.band_high = float(data["band_high"])
         if self.weights.shape != (1 << self.bits,):
             raise ValueError(f"{path}: weights of shape {self.weights.shape} do not match {self.bits} hash bits")
 
@@ -158,7 +163,20 @@ class Relevance:
         if threshold <= 0:
             return cls(True, 1.0, threshold, "min_relevance is 0: every message gets demonstrations")
         model = relevance_model()
-        score = model.semantic_score(text) if semantic else model.score(text)
+        if semantic:
+            score = model.semantic_score(text)
+        else:
+            score = model.score(text)
+            # The uncertain band only: an embedding costs ~20 ms, the n-gram score 0.1 ms.
+            if model.band_low <= score < model.band_high:
+                from .semantic import available
+
+                if available():
+                    score = model.semantic_score(text)
+            elif score >= model.band_high:
+                return cls(True, score, threshold, "about values")
+            else:
+                return cls(False, score, threshold, "not about values")
         if score >= threshold:
             return cls(True, score, threshold, "about values")
         return cls(False, score, threshold, "not about values")

