@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
+from .._files import atomic_target
 from .._paths import cache_dir
 
 __all__ = ["available", "embed_query", "bounded_query", "statement_embeddings", "semantic_scores",
@@ -173,18 +173,13 @@ def statement_embeddings(keys: Sequence[str]) -> np.ndarray:
 
 
 def _write_atomic(path: Path, array: np.ndarray) -> None:
-    """Write then rename, so a concurrent reader never sees half a file; a read-only cache is not an error."""
+    """Write then rename (the one helper: 0644, never half a file); a read-only cache is not an error."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
+        with atomic_target(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, array)
     except OSError:
-        try:
-            os.unlink(tmp)  # type: ignore[possibly-undefined]
-        except (OSError, NameError):
-            pass
+        pass
 
 
 def semantic_scores(keys: Sequence[str], text: str) -> np.ndarray:

@@ -59,6 +59,7 @@ def test_statement_embeddings_are_cached_on_disk_and_reused(tmp_path, monkeypatc
     first = semantic.statement_embeddings(keys)
     assert path.is_file() and np.allclose(np.load(path), first)
     assert not list(path.parent.glob("*.tmp"))  # written atomically: no temporary left behind
+    assert path.stat().st_mode & 0o777 == 0o644  # shared like every other cache file (mkstemp makes 0600)
     # A new process (empty memory) reads the file instead of running the model again.
     semantic._memory.clear()
     monkeypatch.setattr(semantic, "_model", lambda: pytest.fail("embeddings were recomputed"))
