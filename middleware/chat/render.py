@@ -146,5 +146,5 @@ def not_injected_note(relevance: Relevance) -> str:
     """One line on why a message got no demonstrations (the chat's dim note, /demos)."""
     if relevance.inject:
         return "no statement of the profile matched the last message"
-    return (f"nothing injected for the last message: {relevance.reason} (relevance {relevance.score:.2f} < "
-            f"{relevance.threshold:g}); only messages about values get demonstrations")
+    return (f"nothing injected for the last message: {relevance.summary()}; only messages about values get "
+            "demonstrations")

@@ -70,8 +70,7 @@ class ChatTerminal:
         """A dim line when an aligned message got nothing because it is not about values (/demos says more)."""
         relevance = getattr(found, "relevance", None)
         if relevance is not None and not relevance.inject and self.session.align_enabled:
-            self.info(f"(no demonstrations: {relevance.reason}, relevance {relevance.score:.2f} < "
-                      f"{relevance.threshold:g}; /demos explains)")
+            self.info(f"(no demonstrations: {relevance.summary()}; /demos explains)")
 
     def banner(self) -> None:
         if self.plain:

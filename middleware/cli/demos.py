@@ -48,9 +48,7 @@ def register(app: typer.Typer) -> None:
                                    "demonstrations": [d.to_dict() for d in found]}, ensure_ascii=False, indent=2))
             return
         if not found.relevance.inject:
-            r = found.relevance
-            typer.echo(f"No demonstrations: {r.reason} (relevance {r.score:.2f} < {r.threshold:g}); "
-                       f"--min-relevance 0 shows them anyway.")
+            typer.echo(f"No demonstrations: {found.relevance.summary()}; --min-relevance 0 shows them anyway.")
             return
         from rich.console import Console
         from rich.table import Table

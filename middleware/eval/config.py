@@ -142,21 +142,21 @@ class EvalConfig:
 
 
 
+def _names_arg(value: str, every: list[str], check, default: str) -> list[str]:
+    """``all`` -> ``every``; otherwise a comma-separated list, each name checked, duplicates dropped."""
+    if value.strip().lower() == "all":
+        return list(every)
+    out = [v.strip() for v in value.split(",") if v.strip()]
+    for name in out:
+        check(name)
+    return list(dict.fromkeys(out)) or [default]
+
+
 def strategies_arg(value: str) -> list[str]:
     """``all`` -> the paper's four; otherwise a comma-separated list of registered strategies."""
-    if value.strip().lower() == "all":
-        return list(PAPER_STRATEGIES)
-    out = [v.strip() for v in value.split(",") if v.strip()]
-    for s in out:
-        get_strategy(s)
-    return list(dict.fromkeys(out)) or ["chrf"]
+    return _names_arg(value, list(PAPER_STRATEGIES), get_strategy, "chrf")
 
 
 def formats_arg(value: str) -> list[str]:
     """``all`` -> every registered format; otherwise a comma-separated list of them."""
-    if value.strip().lower() == "all":
-        return list(FORMATS)
-    out = [v.strip() for v in value.split(",") if v.strip()]
-    for f in out:
-        get_format(f)
-    return list(dict.fromkeys(out)) or [DEFAULT_FORMAT]
+    return _names_arg(value, list(FORMATS), get_format, DEFAULT_FORMAT)

@@ -28,7 +28,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._messages import message_text
-from ..options import DEFAULT_MIN_RELEVANCE
 
 __all__ = ["Relevance", "RelevanceModel", "relevance_model", "hashed_features", "conversation_query",
            "ALIGNMENT_OFF", "MODEL_PATH", "FOLLOW_UP_WORDS", "FOLLOW_UP_REASON"]
@@ -149,6 +148,10 @@ class Relevance:
         out = asdict(self)
         out["score"] = round(self.score, 4)
         return out
+
+    def summary(self) -> str:
+        """One phrase for people: the reason and the score against the threshold (the chat's note, demos)."""
+        return f"{self.reason} (relevance {self.score:.2f} < {self.threshold:g})"
 
     def header(self) -> str:
         """The ``X-SelfAlign-Relevance`` header value (ASCII): the reason and the score against the threshold."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..models.inprocess import DEFAULT_MAX_TOKENS
 from ._text import clip
 from .errors import bad_request
 
@@ -19,8 +20,6 @@ MAX_CHOICES = 8
 """Largest ``n``."""
 TOKEN_BUDGET = 8192
 """Most tokens one request may have generated: ``n`` times ``max_tokens``."""
-DEFAULT_MAX_TOKENS = 128
-"""What the embedded models generate when a request sets no ``max_tokens`` (middleware.models.inprocess)."""
 MAX_STOPS = 4
 
 # name: (lowest, highest) for numbers OpenAI documents with a range
