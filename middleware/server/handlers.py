@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..data.registry import ProfileRegistry
 from ..options import AlignOptions
-from ..retrieval.aligner import Selection
+from ..retrieval.aligner import Selection, SelfAligner
 from ..retrieval.cache import AlignerCache
 from ..retrieval.relevance import ALIGNMENT_OFF
 from ..retrieval.signature import HEADER as SIGNATURE_HEADER, signature
@@ -114,12 +114,14 @@ class Proxy:
     async def read_json(self, request: Request) -> dict:
         return await access.read_json(self.config, request)
 
-    async def align(self, key: AlignOptions | None, messages: list) -> tuple[list, Selection]:
+    async def align(self, key: AlignOptions | None, messages: list) -> tuple[list, Selection, SelfAligner | None]:
+        """(the aligned messages, what was injected and why, the aligner that did it; None when off)."""
         if key is None:
-            return messages, Selection([], ALIGNMENT_OFF)
+            return messages, Selection([], ALIGNMENT_OFF), None
         aligner = await self.aligners.aget(key)
         # All of the aligner's work (language, retrieval, embeddings) in a worker, never on the event loop.
-        return await self.workers.run(aligner.align_with_demonstrations, messages)
+        aligned, demos = await self.workers.run(aligner.align_with_demonstrations, messages)
+        return aligned, demos, aligner
 
     def choose(self, options: Any, request: Request, suffix: str | None) -> AlignOptions | None:
         access.check_choices(options, request.headers, suffix)
@@ -170,12 +172,10 @@ class Proxy:
         upstream = self.router.route(model)
         if upstream.provider == "local":
             check_local_params(body)
-        body["messages"], demos = await self.align(key, messages)
+        body["messages"], demos, aligner = await self.align(key, messages)
         if self.config.log_content:
             log.info("messages to %s: %s", upstream.name, dumps(body["messages"]).decode())
-        headers = _decision_headers(demos)
-        if key is not None:  # what produced the demonstrations (retrieval/signature.py); the aligner is cached
-            headers[SIGNATURE_HEADER] = signature(await self.aligners.aget(key), demos)
+        headers = _decision_headers(demos, aligner)
         forward = self.forwarders(upstream)
         try:
             if stream:
@@ -218,15 +218,14 @@ class Proxy:
         key = self.choose(body.get("selfalign"), request, suffix)
         out: dict[str, Any] = {"object": "selfalign.demonstrations", "enabled": key is not None, "data": [],
                                "system_message": None, "relevance": ALIGNMENT_OFF.to_dict()}
-        _, demos = await self.align(key, messages)
-        if key is not None:
-            aligner = await self.aligners.aget(key)
+        _, demos, aligner = await self.align(key, messages)
+        if aligner is not None:
             out.update(country=key.country, language=demos[0].language if demos else aligner.language,
                        profile=aligner.profile.name, k=key.k, strategy=key.strategy,
                        data=[d.to_dict() for d in demos],
                        system_message=aligner.system_block(demos) if demos else None,
                        relevance=demos.relevance.to_dict())
-        return Response(dumps(out), media_type="application/json", headers=_decision_headers(demos))
+        return Response(dumps(out), media_type="application/json", headers=_decision_headers(demos, aligner))
 
     def models(self, request: Request) -> Response:
         self.authorize(request)
@@ -279,12 +278,15 @@ class Proxy:
         return {"name": up.name, "reachable": seen[1], "checked": "TCP connect"}
 
 
-def _decision_headers(demos: Selection) -> dict[str, str]:
-    """How many demonstrations a request got, in which language, and the relevance decision behind it."""
+def _decision_headers(demos: Selection, aligner: SelfAligner | None) -> dict[str, str]:
+    """How many demonstrations a request got, in which language, the relevance decision behind it, and
+    (aligned) the signature of what chose them (retrieval/signature.py)."""
     headers = {DEMOS_HEADER: str(len(demos))}
     if demos and demos[0].language:
         headers[LANGUAGE_HEADER] = demos[0].language
     headers[RELEVANCE_HEADER] = demos.relevance.header()
+    if aligner is not None:
+        headers[SIGNATURE_HEADER] = signature(aligner, demos)
     return headers
 
 
