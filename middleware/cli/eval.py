@@ -57,6 +57,8 @@ def register(app: typer.Typer) -> None:
         probes: str = typer.Option("builtin", "--probes", help="builtin, or arora:DIR with Arora et al. <lang>.csv "
                                    "files."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N test probes of each pair."),
+        sample: Optional[int] = typer.Option(None, "--sample", help="A random N test probes of each pair, seeded "
+                                             "by --seed (every category, the same N in every run)."),
         shuffle_orders: bool = typer.Option(False, "--shuffle-orders", help="Also run reshuffled demonstration "
                                             "orders (robustness)."),
         orders: int = typer.Option(3, "--orders", help="How many reshuffles with --shuffle-orders."),
@@ -102,7 +104,7 @@ def register(app: typer.Typer) -> None:
             if concurrency < 1:
                 raise InputError("--concurrency must be at least 1", param="concurrency")
             config = EvalConfig(model=model, pairs=pair_list, strategies=strategies_arg(strategy), mode=mode,
-                                samples=samples, probes=probes, limit=limit, shuffle_orders=shuffle_orders,
+                                samples=samples, probes=probes, limit=limit, sample=sample, shuffle_orders=shuffle_orders,
                                 orders=orders, seed=seed, concurrency=concurrency, api_base=api_base,
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
                                 misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap,

@@ -35,6 +35,8 @@ class EvalConfig:
     probes: str = "builtin"
     """``builtin`` or ``arora:DIR``."""
     limit: int | None = None
+    sample: int | None = None
+    """A seeded random sample of this many test probes per pair (before ``limit``)."""
     shuffle_orders: bool = False
     orders: int = 3
     seed: int = 0
@@ -83,6 +85,8 @@ class EvalConfig:
         AlignOptions(k=self.k, min_margin=self.min_margin, min_relevance=self.min_relevance)  # their bounds are the aligner's, everywhere
         if self.limit is not None and self.limit < 1:
             raise InputError("--limit must be at least 1", param="limit")
+        if self.sample is not None and self.sample < 1:
+            raise InputError("--sample must be at least 1", param="sample")
         if self.orders < 1:
             raise InputError("--orders must be at least 1", param="orders")
         if self.tolerance is not None and not 0 <= self.tolerance < 1:
@@ -96,7 +100,7 @@ class EvalConfig:
         return {"model": self.model, "api_base": self.api_base, "mode": self.mode,
                 "samples": self.samples if self.mode == "sample" else None,
                 "pairs": [f"{l}-{c}" for l, c in self.pairs], "strategies": list(self.strategies),
-                "probes": self.probes, "limit": self.limit, "k": self.k, "seed": self.seed,
+                "probes": self.probes, "limit": self.limit, "sample": self.sample, "k": self.k, "seed": self.seed,
                 "shuffle_orders": self.orders if self.shuffle_orders else 0,
                 "tolerance": self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE[self.mode],
                 # The sample-mode default sits a hair under 1 to absorb float noise; it means "below 100%".

@@ -301,7 +301,8 @@ def render_report(results: dict, figures: list[str]) -> str:
         f"Model `{cfg['model']}`" + (f" at `{cfg['api_base']}`" if cfg.get("api_base") else "")
         + f", {cfg['mode']} mode" + (f" ({cfg['samples']} samples per prompt)" if cfg["mode"] == "sample" else "")
         + f", {_injection(cfg)}"
-        + f", probes `{cfg['probes']}`" + (f" (first {cfg['limit']} per pair)" if cfg["limit"] else "")
+        + f", probes `{cfg['probes']}`" + (f" (a seeded random {cfg['sample']} per pair)" if cfg.get("sample") else "")
+        + (f" (first {cfg['limit']} per pair)" if cfg["limit"] else "")
         + f", k = {cfg['k']} demonstrations, seed {cfg['seed']}.",
         "",
         f"* Misaligned (zero-shot): {cfg['misaligned_rule']}.",

@@ -18,6 +18,7 @@ and the run in :mod:`.records`, aggregation in :mod:`.summary`.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,10 @@ def resolve_pairs(language: str | None = None, country: str | None = None, pairs
     return [(lang, c.alpha3)], notes
 
 
-def load_pair(language: str, country: str, probes: str = "builtin", limit: int | None = None) -> EvalPair:
+def load_pair(language: str, country: str, probes: str = "builtin", limit: int | None = None,
+              sample: int | None = None, seed: int = 0) -> EvalPair:
+    """The pair's answered probes; ``limit`` keeps the first N, ``sample`` a seeded random N (in probe order,
+    the same N for every run with this seed, whatever the strategies)."""
     c = resolve_country(country)
     d = _arora_dir(probes)
     if d is None:
@@ -133,7 +137,11 @@ def load_pair(language: str, country: str, probes: str = "builtin", limit: int |
         return ValueProfile(name=f"{c.alpha3.lower()}-{language}" + ("-minority" if minority else ""),
                             language=language, statements=statements, subject=f"people in {c.name}")
 
-    test = list(pool.values())[:limit] if limit else list(pool.values())
+    test = list(pool.values())
+    if sample is not None and sample < len(test):
+        keep = set(random.Random(f"{seed}:sample:{language}-{c.alpha3}").sample(range(len(test)), sample))
+        test = [p for i, p in enumerate(test) if i in keep]
+    test = test[:limit] if limit else test
     return EvalPair(language, c, test, answers, pool, profile(False), profile(True))
 
 
@@ -193,7 +201,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool 
              console: Any = None) -> EvalRun:
     """Run the study of ``config``; ``backend`` overrides the model (tests use a scripted one)."""
     t0 = time.perf_counter()
-    pairs = [load_pair(l, c, config.probes, config.limit) for l, c in config.pairs]
+    pairs = [load_pair(l, c, config.probes, config.limit, config.sample, config.seed) for l, c in config.pairs]
     backend = backend or get_backend(config.model, config.api_base, config.concurrency, config.max_tokens,
                                      progress=progress, seed=config.seed)
     if config.mode == "exact" and not backend.supports_exact:

@@ -120,3 +120,18 @@ def test_system_injection_changes_the_probabilities_on_real_gemma(tmp_path):
         assert abs(sum(s) - 1) < 1e-6
         assert abs(d[0] - s[0]) > 1e-4, key  # another prompt, other probabilities
     assert runs["system"].results["config"]["injection"] == "system"
+
+
+def test_sample_is_a_seeded_spread_of_probes_not_the_first_ones():
+    full = load_pair(*PAIR).probes
+    a, b = load_pair(*PAIR, sample=12, seed=0).probes, load_pair(*PAIR, sample=12, seed=0).probes
+    other = load_pair(*PAIR, sample=12, seed=1).probes
+    assert [p.id for p in a] == [p.id for p in b] and len(a) == 12
+    assert [p.id for p in a] != [p.id for p in full[:12]] and [p.id for p in a] != [p.id for p in other]
+    order = [p.id for p in full]
+    assert [order.index(p.id) for p in a] == sorted(order.index(p.id) for p in a)  # probe order kept
+    assert len({p.category for p in a}) > 1  # the first 12 are all one category
+    assert len({p.category for p in full[:12]}) == 1
+    assert [p.id for p in load_pair(*PAIR, sample=10 ** 6).probes] == order
+    with pytest.raises(InputError, match="--sample"):
+        EvalConfig(pairs=[PAIR], sample=0)
