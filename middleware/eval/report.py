@@ -341,6 +341,14 @@ def render_report(results: dict, figures: list[str]) -> str:
     lo, hi = PAPER_IMPROVED_RANGE
     lines += ["", f"Paper (Choenni & Shutova 2024): improved for {lo}–{hi}% of the misaligned probes across 5 models "
               "and 14 languages.", ""]
+    if cfg.get("injection") == "system":
+        # The product's gate and floor decide how many statements a probe gets: say so beside the outcomes.
+        given = [f"{s} {b['mean_demonstrations']:.1f} ({b['without_demonstrations']} of {b['probes']} probes got none)"
+                 for s, b in results["strategies"].items()
+                 if b.get("mean_demonstrations") is not None and b["mean_demonstrations"] > 0]
+        if given:
+            lines += ["Demonstrations per probe, as the product's relevance decision and floor gave them "
+                      f"(min_relevance {cfg['min_relevance']:g}): " + "; ".join(given) + ".", ""]
 
     with_orders = {s: b["orders"] for s, b in results["strategies"].items() if "orders" in b}
     if with_orders:

@@ -107,6 +107,10 @@ def _strategy_block(rows: list[Row], zero_by_probe: dict[tuple[str, str], Row], 
         "distributional": {"n": len(both), "before": _mean(b for b, _ in both), "after": _mean(a for _, a in both),
                            "improved": sum(a > b for b, a in both)},
         "invalid_rate": _invalid_rate(rows),
+        # With --injection system the relevance gate and the floor decide, as for a user: how many probes got
+        # no demonstration at all (a strategy without demonstrations, cultural, always counts them all).
+        "without_demonstrations": sum(not r.demo_ids for r in rows),
+        "mean_demonstrations": _mean(len(r.demo_ids) for r in rows),
     }
     if shuffled:
         block["orders"] = _orders_block(rows, shuffled)

@@ -170,16 +170,13 @@ class Relevance:
             score = model.semantic_score(text)
         else:
             score = model.score(text)
-            # The uncertain band only: an embedding costs ~20 ms, the n-gram score 0.1 ms.
+            # The uncertain band only: an embedding costs ~20 ms, the n-gram score 0.1 ms. Outside it the
+            # n-gram score decides, held to the same threshold (min_relevance 0.9 is 0.9 for both scores).
             if model.band_low <= score < model.band_high:
                 from .semantic import available
 
                 if available():
                     score = model.semantic_score(text)
-            elif score >= model.band_high:
-                return cls(True, score, threshold, "about values")
-            else:
-                return cls(False, score, threshold, "not about values")
         if score >= threshold:
             return cls(True, score, threshold, "about values")
         return cls(False, score, threshold, "not about values")

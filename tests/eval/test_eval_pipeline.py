@@ -373,3 +373,24 @@ def test_logprobs_from_top_does_not_read_a_pronoun_as_an_option():
                                                  {"token": " im", "logprob": math.log(0.05)}]}]
     lp = logprobs_from_top(content, ("important", "not important"))
     assert [math.exp(x) for x in lp] == pytest.approx([0.15, 0.3])
+
+
+def test_system_injection_reports_the_probes_the_gate_left_without_demonstrations(tmp_path, scripted):
+    """With --injection system the product's decision applies: a threshold no probe reaches leaves every probe
+    without statements (as a user would get them), 0 gives each its k; results and report say which."""
+    from middleware.eval.report import render_report
+
+    _, table, majority = scripted
+    got, report = {}, {}
+    for threshold in (0.0, 1.0):
+        run = run_eval(_config(tmp_path, injection="system", min_relevance=threshold, n_boot=0),
+                       backend=ScriptedBackend(table, majority), progress=False)
+        got[threshold] = run.results["strategies"]["chrf"]
+        rows = [r for r in run.rows if r.condition == "chrf"]
+        assert got[threshold]["without_demonstrations"] == sum(not r.demo_ids for r in rows)
+        report[threshold] = render_report(run.results, [])
+    assert got[0.0]["without_demonstrations"] == 0 and got[0.0]["mean_demonstrations"] == 5
+    assert got[1.0]["without_demonstrations"] == LIMIT and got[1.0]["mean_demonstrations"] == 0
+    assert got[1.0]["improved"] == 0  # nothing injected: every aligned prompt is the zero-shot one
+    assert "chrf 5.0 (0 of 6 probes got none)" in report[0.0]
+    assert "Demonstrations per probe" not in report[1.0]  # none were given

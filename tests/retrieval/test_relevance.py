@@ -188,6 +188,9 @@ def test_clear_cases_are_decided_by_ngrams_without_embedding(monkeypatch):
             continue
         got = Relevance.judge(text, 0.8)
         assert got.inject == (s >= model.band_high) and got.score == pytest.approx(s)
+        # A stricter threshold holds for a confident n-gram score too (it used to pass at band_high).
+        strict = Relevance.judge(text, 0.999)
+        assert strict.inject == (s >= 0.999) and strict.score == pytest.approx(s)
 
 
 def test_uncertain_band_is_decided_by_the_embedding():
