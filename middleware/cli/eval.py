@@ -87,6 +87,10 @@ def register(app: typer.Typer) -> None:
                                     "list to compare, or all."),
         minority: bool = typer.Option(False, "--minority", help="Also run each strategy's statements completed "
                                       "with the minority answer (a control that should not improve alignment)."),
+        api_scoring: str = typer.Option("top", "--api-scoring", help="Exact mode over an API: top (the answer's "
+                                        "top_logprobs: chat models, OpenAI) or echo (the prompt's own log-probabilities "
+                                        "from text completions with echo, as for a base model: vLLM, selfalign "
+                                        "serve)."),
         bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples for the CI (0: none)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables."),
         options=None,
@@ -109,6 +113,7 @@ def register(app: typer.Typer) -> None:
                                 cache=cache, use_cache=not no_cache, tolerance=tolerance,
                                 misaligned_below=misaligned_below, max_tokens=max_tokens, n_boot=bootstrap,
                                 injection=injection, formats=formats_arg(format_), minority=minority,
+                                api_scoring=api_scoring,
                                 **_eval_options(options, EvalConfig))
             if not is_local(config.model):
                 from ..models.provider import import_litellm

@@ -31,7 +31,7 @@ from .parse import normalize
 from .prompts import EvalPrompt
 
 __all__ = ["Request", "Backend", "LocalBackend", "LiteLLMBackend", "get_backend",
-           "is_local", "logprobs_from_top"]
+           "is_local", "logprobs_from_top", "continuation_logprob", "API_SCORINGS"]
 
 OnResult = Callable[["Request", Any], None]
 
@@ -209,12 +209,44 @@ def logprobs_from_top(content: Sequence[Any], options: Sequence[str]) -> list[fl
     return None
 
 
+API_SCORINGS = ("top", "echo")
+"""How exact mode reads an API model: ``top`` from the answer's top_logprobs (chat models, OpenAI); ``echo``
+from the prompt's own token log-probabilities (text completions with echo: vLLM, ``selfalign serve``)."""
+
+
+def continuation_logprob(token_logprobs: Sequence[Any], offsets: Sequence[int], start: int, end: int,
+                         model: str = "the model") -> float:
+    """The summed log-probability of the text between ``start`` and ``end`` from an echoed prompt's tokens: every
+    token that ends past ``start`` (one straddling the boundary counts, as in local scoring) and begins before
+    ``end`` (the generated token after the prompt does not)."""
+    if not offsets or len(offsets) != len(token_logprobs):
+        raise ModelCallError(f"{model} returned no prompt log-probabilities for an echo request: use --api-scoring top")
+    total, seen = 0.0, False
+    for i, (lp, at) in enumerate(zip(token_logprobs, offsets)):
+        stop = offsets[i + 1] if i + 1 < len(offsets) else end
+        if stop > start and at < end:
+            if lp is None:
+                raise ModelCallError(f"{model} gave no log-probability for a prompt token: use --api-scoring top")
+            total += float(lp)
+            seen = True
+    if not seen:
+        raise ModelCallError(f"{model} returned no token for the scored continuation")
+    return total
+
+
 class LiteLLMBackend(Backend):
     """Any model litellm reaches (``gpt-4o-mini``, ``hosted_vllm/NAME`` with ``api_base``...)."""
 
     def __init__(self, model: str, api_base: str | None = None, concurrency: int = 8, max_retries: int = 6,
                  backoff: float = 1.0, max_tokens: int | None = None, completion: Callable | None = None,
-                 sleep: Callable | None = None, top_logprobs: int = 20):
+                 sleep: Callable | None = None, top_logprobs: int = 20, scoring: str = "top",
+                 text_completion: Callable | None = None):
+        if scoring not in API_SCORINGS:
+            from ..errors import InputError
+
+            raise InputError(f"unknown API scoring {scoring!r}: use {' or '.join(API_SCORINGS)}", param="api_scoring")
+        self.scoring = scoring
+        self._text_completion = text_completion
         self.name = model if api_base is None else f"{model}@{api_base}"
         self.model = model
         self.api_base = api_base
@@ -234,6 +266,8 @@ class LiteLLMBackend(Backend):
         return self._calls
 
     def settings(self, mode: str, samples: int) -> dict:
+        if mode == "exact" and self.scoring == "echo":
+            return {"logprobs": "echo", "rendering": "plain"}
         if mode == "exact":
             return {"logprobs": "top", "top_logprobs": self.top_logprobs, "temperature": 0}
         return {"n": samples, "temperature": "model-default", "max_tokens": self.max_tokens or 32}
@@ -248,7 +282,15 @@ class LiteLLMBackend(Backend):
     def _retryable(self, exc: BaseException) -> bool:
         return is_retryable(exc)
 
-    async def _call(self, sem: asyncio.Semaphore, **kwargs: Any) -> Any:
+    def _atext_completion(self) -> Callable:
+        if self._text_completion is None:
+            from ..models.provider import import_litellm
+
+            self._text_completion = import_litellm().atext_completion
+        return self._text_completion
+
+    async def _call(self, sem: asyncio.Semaphore, call: Callable | None = None, **kwargs: Any) -> Any:
+        call = call or self._acompletion()
         kwargs = {"model": self.model, **kwargs}
         if self.api_base:
             kwargs["api_base"] = self.api_base
@@ -258,7 +300,7 @@ class LiteLLMBackend(Backend):
                 with self._calls_lock:
                     self._calls += 1
                 try:
-                    return await self._acompletion()(**kwargs)
+                    return await call(**kwargs)
                 except Exception as e:  # noqa: BLE001 - classified below
                     if not self._retryable(e) or attempt >= self.max_retries:
                         first = (str(e).splitlines() or [""])[0][:300]
@@ -282,7 +324,28 @@ class LiteLLMBackend(Backend):
             texts += got
         return texts[:samples]
 
+    async def _echo(self, sem, req: Request) -> list[float]:
+        """Each option scored as the continuation of the prompt, from the log-probabilities a text completion
+        with ``echo`` returns for the prompt's own tokens: the forced scoring of ``local/`` models, over HTTP.
+        The prompt is rendered here as the product renders it for a base model (the paper's text as it is, a
+        chat request as plain "User: ... Assistant:" text)."""
+        from ..models.decoding import plain_chat_prompt
+
+        rendered = req.prompt.text if req.prompt.chat is None else plain_chat_prompt(req.prompt.messages())[0]
+        out = []
+        for cont in req.prompt.continuations(None if req.prompt.chat is None else rendered):
+            full = rendered + cont
+            resp = await self._call(sem, self._atext_completion(), prompt=full, echo=True, logprobs=1, max_tokens=1,
+                                    temperature=0)
+            choices = _get(resp, "choices") or []
+            lp = _get(choices[0], "logprobs") if choices else None
+            out.append(continuation_logprob(_get(lp, "token_logprobs") or [], _get(lp, "text_offset") or [],
+                                            len(rendered), len(full), self.model))
+        return out
+
     async def _exact(self, sem, req: Request) -> list[float] | None:
+        if self.scoring == "echo":
+            return await self._echo(sem, req)
         resp = await self._call(sem, messages=req.prompt.messages(), max_tokens=8, temperature=0, logprobs=True,
                                 top_logprobs=self.top_logprobs)
         choices = _get(resp, "choices") or []
@@ -335,8 +398,9 @@ class LiteLLMBackend(Backend):
 
 
 def get_backend(model: str, api_base: str | None = None, concurrency: int = 8, max_tokens: int | None = None,
-                progress: bool = True, seed: int = 0) -> Backend:
+                progress: bool = True, seed: int = 0, api_scoring: str = "top") -> Backend:
     """``local/NAME`` -> the in-process model; anything else -> litellm."""
     if is_local(model):
         return LocalBackend(model, max_tokens=max_tokens, progress=progress, sample_seed=seed)
-    return LiteLLMBackend(model, api_base=api_base, concurrency=concurrency, max_tokens=max_tokens)
+    return LiteLLMBackend(model, api_base=api_base, concurrency=concurrency, max_tokens=max_tokens,
+                          scoring=api_scoring)

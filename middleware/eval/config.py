@@ -59,6 +59,9 @@ class EvalConfig:
     formats: list[str] = field(default_factory=lambda: [DEFAULT_FORMAT])
     """Injection formats compared with ``injection="system"`` (the paper's prompt has one form)."""
     minority: bool = False
+    api_scoring: str = "top"
+    """Exact mode over an API: ``top`` (the answer's top_logprobs) or ``echo`` (the prompt's own log-probabilities
+    from a text completion with echo, rendered as for a base model: vLLM, ``selfalign serve``)."""
     """Also run each demonstration strategy with the same statements completed with the minority answer."""
 
     def __post_init__(self) -> None:
@@ -68,6 +71,14 @@ class EvalConfig:
             raise InputError(f"unknown mode {self.mode!r}: use sample or exact", param="mode")
         for s in self.strategies:
             get_strategy(s)
+        from .backends import API_SCORINGS
+
+        if self.api_scoring not in API_SCORINGS:
+            raise InputError(f"unknown API scoring {self.api_scoring!r}: use {' or '.join(API_SCORINGS)}",
+                             param="api_scoring")
+        if self.api_scoring != "top" and (is_local(self.model) or self.mode != "exact"):
+            raise InputError("--api-scoring applies to exact mode with an API model (local/ models score options "
+                             "directly)", param="api_scoring")
         if self.injection not in INJECTIONS:
             raise InputError(f"unknown injection {self.injection!r}: use {' or '.join(INJECTIONS)}", param="injection")
         if not self.formats:
@@ -111,7 +122,8 @@ class EvalConfig:
                 "bootstrap": self.n_boot, "min_margin": self.min_margin, "min_relevance": self.min_relevance,
                 "injection": self.injection,
                 "formats": list(self.formats) if self.injection == "system" else None,
-                "minority_control": self.minority}
+                "minority_control": self.minority,
+                "api_scoring": None if is_local(self.model) or self.mode != "exact" else self.api_scoring}
 
     def conditions(self) -> list[tuple[str, str, str | None, bool]]:
         """(label, strategy, format, minority) for every aligned condition, in report order.

@@ -203,7 +203,7 @@ def run_eval(config: EvalConfig, backend: Backend | None = None, progress: bool 
     t0 = time.perf_counter()
     pairs = [load_pair(l, c, config.probes, config.limit, config.sample, config.seed) for l, c in config.pairs]
     backend = backend or get_backend(config.model, config.api_base, config.concurrency, config.max_tokens,
-                                     progress=progress, seed=config.seed)
+                                     progress=progress, seed=config.seed, api_scoring=config.api_scoring)
     if config.mode == "exact" and not backend.supports_exact:
         raise InputError(f"{config.model} cannot give log-probabilities: use --mode sample", param="mode")
     settings = backend.settings(config.mode, config.samples)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from .._messages import message_text
 
-__all__ = ["Completion", "StreamChunk", "Penalties", "TextRow", "holdback", "plain_chat_prompt", "PLAIN_STOPS"]
+__all__ = ["Completion", "StreamChunk", "PromptToken", "Penalties", "TextRow", "holdback", "plain_chat_prompt", "PLAIN_STOPS"]
 
 _ROLE_LABELS = {"system": "System", "developer": "System", "user": "User",
                 "assistant": "Assistant", "tool": "Tool", "function": "Tool"}
@@ -44,6 +44,19 @@ class StreamChunk:
     completion_tokens: int
     logprobs: list[dict] | None = None
     """When asked for: the entries of OpenAI's ``logprobs.content`` for this chunk's tokens."""
+
+
+@dataclass(frozen=True)
+class PromptToken:
+    """One token of a prompt scored by the model (OpenAI's ``echo`` with ``logprobs``)."""
+
+    token: str
+    offset: int
+    """Where the token starts in the prompt, in characters."""
+    logprob: float | None
+    """log p(token | the tokens before it, BOS included); None for a first token nothing predicts (no BOS)."""
+    top: dict[str, float]
+    """The most likely tokens at this position with their log-probabilities (empty when not asked for)."""
 
 
 @dataclass(frozen=True)

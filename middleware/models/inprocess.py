@@ -17,13 +17,13 @@ import time
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from ..errors import InputError
-from .decoding import Completion, Penalties, StreamChunk
+from .decoding import Completion, Penalties, PromptToken, StreamChunk
 from .loading import get_local_model
 from .registry import PROVIDER, is_local
 from .runtime import Runtime
 
 __all__ = ["DEFAULT_MAX_TOKENS", "PROVIDER", "acomplete", "acompletion", "astream_in_thread", "complete", "is_local",
-           "penalties", "stream_deltas"]
+           "penalties", "stream_deltas", "text_completion", "TEXT_DEFAULT_MAX_TOKENS"]
 
 DEFAULT_MAX_TOKENS = 128
 """Token limit of a request that sets none."""
@@ -164,6 +164,52 @@ def _chunks_with_logprobs(lm: Runtime, prompt: str, kw: dict, top: int) -> Itera
     # as one chunk (answers that ask for logprobs are short).
     (c,) = lm.generate(prompt, n=1, logprobs=top, **kw)
     yield StreamChunk(c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens, c.logprobs)
+
+
+TEXT_DEFAULT_MAX_TOKENS = 16
+"""Token limit of a text completion that sets none (OpenAI's)."""
+
+
+def text_completion(model: str, params: dict) -> dict:
+    """OpenAI's legacy text completion (``/v1/completions``) from an in-process model, unaligned: the raw
+    ``prompt`` continued, and with ``echo`` and ``logprobs`` each prompt token's log-probability (how
+    lm-eval-harness and ``selfalign eval --api-scoring echo`` score a continuation over an API)."""
+    lm = _model_for(model)
+    prompt = params["prompt"]
+    echo = bool(params.get("echo"))
+    top = params.get("logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS):
+        raise InputError(f"logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS} on /v1/completions",
+                         param="logprobs")
+    kw = _sampling({**params, "max_tokens": params.get("max_tokens", TEXT_DEFAULT_MAX_TOKENS)},
+                   lm.sampling_defaults(), lm.penalty_defaults())
+    native = top is not None and lm.supports_logprobs
+    text, reason, used, generated = "", "length", 0, []
+    if kw["max_tokens"] > 0:
+        (c,) = lm.generate(prompt, n=1, **kw, **({"logprobs": top} if native else {}))
+        text, reason, used, generated = c.text, c.finish_reason, c.completion_tokens, c.logprobs or []
+    tokens: list[PromptToken] = []
+    if top is not None and not native:
+        # A runtime without sampled-token logprobs scores prompt and answer in one pass over both.
+        scored = lm.prompt_logprobs(prompt + text, top) if echo or text else []
+        tokens = [t for t in scored if echo or t.offset >= len(prompt)]
+    elif top is not None:
+        tokens = lm.prompt_logprobs(prompt, top) if echo else []
+        at = len(prompt)
+        for entry in generated:
+            tokens.append(PromptToken(entry["token"], at, entry["logprob"],
+                                      {a["token"]: a["logprob"] for a in entry.get("top_logprobs") or []}))
+            at += len(entry["token"])
+    logprobs = None
+    if top is not None:
+        logprobs = {"tokens": [t.token for t in tokens], "token_logprobs": [t.logprob for t in tokens],
+                    "top_logprobs": [(t.top or None) if top else None for t in tokens],
+                    "text_offset": [t.offset for t in tokens]}
+    n_prompt = lm.count_tokens(prompt)
+    return {"id": "cmpl-" + secrets.token_hex(12), "object": "text_completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "text": (prompt if echo else "") + text, "logprobs": logprobs,
+                                          "finish_reason": reason}],
+            "usage": usage(n_prompt, used)}
 
 
 class _Failure:

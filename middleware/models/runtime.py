@@ -14,7 +14,7 @@ import sys
 from abc import ABC, abstractmethod
 from typing import Callable, Iterable, Iterator, Sequence
 
-from .decoding import Completion, Penalties, StreamChunk
+from .decoding import Completion, Penalties, PromptToken, StreamChunk
 from .registry import EMBEDDED
 
 __all__ = ["Runtime", "option_tokens", "spinner"]
@@ -58,6 +58,15 @@ class Runtime(ABC):
                         batch_size: int = 16) -> list[list[float]]:
         """Total log-probability of each option as a continuation of its prompt (prompt and
         option tokenised jointly; the separating space belongs to the option)."""
+
+    def prompt_logprobs(self, prompt: str, top: int = 0) -> list[PromptToken]:
+        """Each token of ``prompt`` with its log-probability given the tokens before it and the ``top`` most
+        likely tokens there (what OpenAI's text completions return with ``echo`` and ``logprobs``). A runtime
+        that cannot score a whole prompt at once raises :class:`~middleware.errors.InputError`."""
+        from ..errors import InputError
+
+        raise InputError(f"scoring a prompt (echo with logprobs) needs the transformers runtime: serve "
+                         f"local/{self.name}?runtime=transformers", param="echo")
 
     @abstractmethod
     def count_tokens(self, text: str) -> int:

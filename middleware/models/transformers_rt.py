@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from .._messages import message_text
 from .._paths import cache_dir as default_cache_dir
 from .gguf_convert import load_from_gguf, save_atomically
-from .decoding import Completion, Penalties, StreamChunk, TextRow as _Row, plain_chat_prompt
+from .decoding import Completion, Penalties, PromptToken, StreamChunk, TextRow as _Row, plain_chat_prompt
 from .registry import BASE_MODEL, EMBEDDED, gguf_path
 from .runtime import Runtime, option_tokens, spinner as _spinner
 
@@ -218,6 +218,35 @@ class TransformersModel(Runtime):
                 inputs = nxt.unsqueeze(-1)
                 if penalise:
                     context = torch.cat([context, inputs], dim=-1)
+
+    def prompt_logprobs(self, prompt: str, top: int = 0) -> list[PromptToken]:
+        """One forward pass over the prompt (BOS added as in :meth:`encode`, and not listed)."""
+        import torch
+
+        enc = self.tokenizer(prompt, add_special_tokens=True, return_offsets_mapping=True)
+        ids, spans = list(enc["input_ids"]), list(enc["offset_mapping"])
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit and len(ids) > limit:
+            from ..errors import InputError
+
+            raise InputError(f"the prompt has {len(ids)} tokens; {self.name} reads at most {limit}", param="prompt")
+        if not ids:
+            return []
+        with torch.inference_mode():
+            logits = self._forward(input_ids=torch.tensor([ids])).logits[0].float()
+            logp = torch.log_softmax(logits, -1)
+        special = set(self.tokenizer.all_special_ids)
+        out = []
+        for t, (tid, (start, end)) in enumerate(zip(ids, spans)):
+            if tid in special and start == end:  # BOS: it conditions the first token, it is not prompt text
+                continue
+            lp = None if t == 0 else float(logp[t - 1, tid])
+            alts: dict[str, float] = {}
+            if top and t > 0:
+                values, index = logp[t - 1].topk(top)
+                alts = {self.tokenizer.decode([int(i)]): float(v) for v, i in zip(values, index)}
+            out.append(PromptToken(prompt[start:end], int(start), lp, alts))
+        return out
 
     def _prompt_len(self, prompt: str) -> int:
         return len(self.encode(prompt))

@@ -28,11 +28,11 @@ from . import access
 from ._json import dumps
 from ._text import clip, printable
 from .config import ServerConfig, Upstream
-from .errors import ProxyError, bad_request
+from .errors import ProxyError, bad_request, from_selfalign
 from .local_params import check_local_params
 from .offload import AlignWorkers, default_workers
 from .routing import ModelRouter, align_key, split_model_suffix
-from .schema import CHAT_REQUEST, DEMONSTRATIONS_REQUEST, ERROR_RESPONSES
+from .schema import CHAT_REQUEST, DEMONSTRATIONS_REQUEST, ERROR_RESPONSES, TEXT_REQUEST
 from .upstream import Forwarders
 
 __all__ = ["Proxy", "router", "DEMOS_HEADER", "LANGUAGE_HEADER", "RELEVANCE_HEADER"]
@@ -194,6 +194,45 @@ class Proxy:
             log.info("chat %s %s demos=%d%s %.1fms", upstream.name, _describe(key), len(demos),
                      " stream" if stream else "", (time.perf_counter() - started) * 1000)
         return response
+
+    async def text(self, request: Request) -> Response:
+        """``/v1/completions`` for the embedded models, unaligned (a raw prompt has no user message to align):
+        the evaluator's ``--api-scoring echo`` and lm-eval-style scoring read prompt log-probabilities here."""
+        from ..errors import SelfAlignError
+        from ..models.inprocess import text_completion
+
+        self.authorize(request)
+        body = await self.read_json(request)
+        model, prompt = body.get("model"), body.get("prompt")
+        if model is not None and not isinstance(model, str):
+            raise bad_request("model must be a string", param="model")
+        if body.get("stream"):
+            raise bad_request("/v1/completions does not stream here; leave stream out", param="stream")
+        if isinstance(prompt, list) and len(prompt) == 1:
+            prompt = prompt[0]
+        if not isinstance(prompt, str) or not prompt:
+            raise bad_request("prompt must be one non-empty string", param="prompt")
+        echo = body.get("echo")
+        if echo is not None and not isinstance(echo, bool):
+            raise bad_request("echo must be true or false", param="echo")
+        upstream = self.router.route(split_model_suffix(model)[0] if model else None)
+        if upstream.provider != "local":
+            raise bad_request(f"/v1/completions serves the embedded models only, not {clip(upstream.name)}: send chat "
+                              "completions, or text completions to that provider itself", param="model")
+        params = {k: body[k] for k in ("max_tokens", "temperature", "top_p", "seed", "stop", "logprobs")
+                  if body.get(k) is not None}
+        tokens = params.get("max_tokens", 1)
+        if not (isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0):
+            raise bad_request(f"max_tokens must be 0 or a positive integer, got {clip(tokens)}", param="max_tokens")
+        check_local_params({**params, "max_tokens": max(1, tokens)})
+        try:
+            data = await self.until_done_or_gone(request, asyncio.to_thread(
+                text_completion, upstream.upstream_model, {**params, "prompt": prompt, "echo": bool(echo)}))
+        except _ClientGone:
+            return Response(status_code=499)
+        except SelfAlignError as e:
+            raise from_selfalign(e) from None
+        return Response(dumps(data), media_type="application/json", headers={DEMOS_HEADER: "0"})
 
     async def demonstrations(self, request: Request) -> Response:
         self.authorize(request)
@@ -368,6 +407,12 @@ async def chat_completions(request: Request) -> Response:
 @router.post("/chat/completions", include_in_schema=False)
 async def chat_completions_unversioned(request: Request) -> Response:
     return await _proxy(request).chat(request)
+
+
+@router.post("/v1/completions", summary="Text completion for an embedded model (unaligned; echo scores the prompt)",
+             openapi_extra=TEXT_REQUEST, response_class=Response, responses=dict(ERROR_RESPONSES))
+async def completions(request: Request) -> Response:
+    return await _proxy(request).text(request)
 
 
 @router.post("/v1/selfalign/demonstrations", summary="Preview the demonstrations a message would get",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..options import header_parameters, json_schema
 
-__all__ = ["CHAT_REQUEST", "DEMONSTRATIONS_REQUEST", "ERROR_RESPONSES"]
+__all__ = ["CHAT_REQUEST", "TEXT_REQUEST", "DEMONSTRATIONS_REQUEST", "ERROR_RESPONSES"]
 
 SELFALIGN_OPTIONS = json_schema()
 
@@ -24,6 +24,24 @@ MESSAGE = {
 }
 
 _SUFFIX = "The model may end in @COUNTRY (e.g. gpt-4o-mini@ro) for clients that can only set the model."
+
+TEXT_REQUEST = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object",
+        "required": ["prompt"],
+        "properties": {
+            "model": {"type": "string"},
+            "prompt": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                                      "minItems": 1, "maxItems": 1}]},
+            "max_tokens": {"type": "integer", "minimum": 0},
+            "echo": {"type": "boolean"},
+            "logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": 20},
+        },
+        "additionalProperties": True,
+        "description": "An OpenAI (legacy) text completion for an embedded model, not aligned: with echo and "
+                       "logprobs it scores the prompt's tokens.",
+    }}}},
+}
 
 CHAT_REQUEST = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {

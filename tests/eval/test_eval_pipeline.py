@@ -394,3 +394,27 @@ def test_system_injection_reports_the_probes_the_gate_left_without_demonstration
     assert got[1.0]["improved"] == 0  # nothing injected: every aligned prompt is the zero-shot one
     assert "chrf 5.0 (0 of 6 probes got none)" in report[0.0]
     assert "Demonstrations per probe" not in report[1.0]  # none were given
+
+
+def test_continuation_logprob_sums_the_tokens_of_the_continuation():
+    from middleware.eval.backends import continuation_logprob
+
+    # "Answer:" | " dis" | "agree" | "\n" (generated): the continuation is " disagree", chars 7-16.
+    lps, offsets = [None, -0.5, -1.0, -2.0, -4.0], [0, 6, 7, 11, 16]
+    assert continuation_logprob(lps, offsets, 7, 16) == pytest.approx(-3.0)
+    # A token straddling the boundary (":" + " dis" merged) counts, as local scoring counts it.
+    assert continuation_logprob([None, -1.5, -2.0, -4.0], [0, 6, 11, 16], 7, 16) == pytest.approx(-3.5)
+    with pytest.raises(ModelCallError, match="no prompt log-probabilities"):
+        continuation_logprob([], [], 7, 16)
+    with pytest.raises(ModelCallError, match="no log-probability"):
+        continuation_logprob([None, None], [0, 7], 7, 16)
+
+
+def test_api_scoring_is_for_api_models_in_exact_mode():
+    from middleware.errors import InputError
+
+    with pytest.raises(InputError, match="--api-scoring applies"):
+        EvalConfig(model="local/gemma-3-270m", api_scoring="echo")
+    with pytest.raises(InputError, match="unknown API scoring"):
+        EvalConfig(model="openai/x", mode="exact", api_scoring="prompt")
+    assert EvalConfig(model="openai/x", mode="exact", api_scoring="echo").public()["api_scoring"] == "echo"

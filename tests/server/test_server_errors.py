@@ -231,3 +231,9 @@ def test_client_disconnect_cancels_pending_upstream_call(upstream):
         with pytest.raises(httpx.ReadTimeout):
             post(patient, timeout=0.2)
         assert _wait_for(lambda: upstream.cancelled == 1, 4), "the upstream request was not cancelled"
+
+
+def test_text_completions_for_a_hosted_model_say_where_to_send_them(proxy):
+    r = httpx.post(f"{proxy.url}/completions", json={"model": "m", "prompt": "Hello", "max_tokens": 2})
+    err = assert_openai_error(r, 400)
+    assert err["param"] == "model" and "embedded models only" in err["message"]

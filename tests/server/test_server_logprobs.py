@@ -130,3 +130,18 @@ def test_top_logprobs_reading_against_forced_scoring(server, tmp_path, monkeypat
     assert all(v is not None for v in local.values())
     gaps = sorted(abs(local[k] - api[k]) for k in local if api[k] is not None)
     print(f"|p_local - p_api| over {len(gaps)} rows: median {gaps[len(gaps) // 2]:.3f}, max {gaps[-1]:.3f}")
+
+
+def test_text_completions_on_llama_cpp(server):
+    """Generation with logprobs comes from llama.cpp itself; scoring the prompt (echo) needs one forward pass
+    over it, which the transformers runtime gives: a 400 that says which model to serve."""
+    client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
+    done = client.completions.create(model="m", prompt="The capital of France is", max_tokens=3, temperature=0,
+                                     logprobs=2)
+    lp = done.choices[0].logprobs
+    assert "".join(lp.tokens) == done.choices[0].text and len(lp.tokens) <= 3
+    assert all(x <= 0 for x in lp.token_logprobs) and all(len(t) == 2 for t in lp.top_logprobs)
+    assert lp.text_offset[0] == len("The capital of France is")
+    r = httpx.post(server.url + "/completions", json={"prompt": "Hello", "echo": True, "logprobs": 1}, timeout=300)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "echo"
+    assert "runtime=transformers" in r.json()["error"]["message"]
