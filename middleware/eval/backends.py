@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import math
 import random
+import sys
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -286,7 +287,11 @@ class LiteLLMBackend(Backend):
         if self._text_completion is None:
             from ..models.provider import import_litellm
 
-            self._text_completion = import_litellm().atext_completion
+            litellm = import_litellm()
+            # litellm's text completions open an aiohttp session per call that its cleanup does not close
+            # ("Unclosed client session" at exit); plain httpx transports close with their clients.
+            litellm.disable_aiohttp_transport = True
+            self._text_completion = litellm.atext_completion
         return self._text_completion
 
     async def _call(self, sem: asyncio.Semaphore, call: Callable | None = None, **kwargs: Any) -> Any:
@@ -371,6 +376,7 @@ class LiteLLMBackend(Backend):
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await _close_litellm_clients()
 
     def run(self, requests, mode, samples, on_result):
         if not requests:
@@ -395,6 +401,18 @@ class LiteLLMBackend(Backend):
         th.join()
         if error:
             raise error[0]
+
+
+async def _close_litellm_clients() -> None:
+    # litellm caches its HTTP clients per event loop; this loop ends with the run, and a client left open
+    # prints "Unclosed connector" on exit.
+    litellm = sys.modules.get("litellm")
+    close = getattr(litellm, "close_litellm_async_clients", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # noqa: BLE001 - cleanup must not mask the run's result
+            pass
 
 
 def get_backend(model: str, api_base: str | None = None, concurrency: int = 8, max_tokens: int | None = None,
