@@ -146,15 +146,26 @@ def shares(demonstrations, ctx):
     return Injection(f"How {ctx.subject} answered the World Values Survey:\n" + "\n".join(lines))
 
 
+@register_format("items")
+def items(demonstrations, ctx):
+    """The paper's demonstrations in the system message: each statement as its survey item (the sentence with a
+    blank, the two options) and the answer the country gave; a statement with no item stays a bullet."""
+    blocks = []
+    for d in demonstrations:
+        probe = _probe_of(d)
+        answer = next((o for o in probe.options if probe.fill(o) == d.text), None) if probe is not None else None
+        blocks.append(f"- {d.text}" if answer is None else
+                      f"Statement: {probe.question}\nOptions: {' / '.join(probe.options)}\nAnswer: {answer}")
+    return Injection(f"How {ctx.subject} answered these survey items:\n\n" + "\n\n".join(blocks))
+
+
 @register_format("turns")
 def turns(demonstrations, ctx):
     """Few-shot in chat form: each statement as an earlier exchange, its question asked and answered."""
     out: list[dict] = []
     for d in demonstrations:
         statement = ctx.statement(d)
-        probe = None
-        if d.probe_id is not None and d.language:
-            probe = next((p for p in _probes(d.language) if p.id == d.probe_id), None)
+        probe = _probe_of(d)
         if probe is not None:
             question = f"{probe.question} ({' / '.join(probe.options)})"
         else:
@@ -163,10 +174,15 @@ def turns(demonstrations, ctx):
     return Injection(f"The answers earlier in this conversation reflect the values of {ctx.subject}.", tuple(out))
 
 
-def _probes(language: str) -> list:
+def _probe_of(demonstration: "Demonstration"):
+    """The built-in probe a demonstration was made from, or None (a user profile's own statement)."""
+    if demonstration.probe_id is None or not demonstration.language:
+        return None
     from ..data.probes import available_languages, load_probes
 
-    return load_probes(language) if language in available_languages() else []
+    if demonstration.language not in available_languages():
+        return None
+    return next((p for p in load_probes(demonstration.language) if p.id == demonstration.probe_id), None)
 
 
 provide_choices("format", lambda: FORMATS)
