@@ -34,11 +34,36 @@ def test_every_format_writes_the_same_statements_differently():
         messages, demos = _aligned(name)
         assert len(demos) == 3
         text = "\n".join(str(m["content"]) for m in messages)
-        assert all(d.text in text for d in demos), name  # each statement reaches the model
+        if name != "items":  # items writes each statement as its item and answer (tested below)
+            assert all(d.text in text for d in demos), name  # each statement reaches the model
         assert messages[-1] == ASK[-1]  # the user's message stays last and unchanged
         systems[name] = messages[0]["content"]
     # The English-message formats differ from each other (bullets-native equals bullets in English).
-    assert len({systems[n] for n in ("bullets", "survey", "shares", "turns")}) == 4
+    assert len({systems[n] for n in ("bullets", "survey", "shares", "turns", "items")}) == 5
+
+
+def test_items_are_the_papers_demonstrations_with_the_countrys_answer():
+    from middleware.data.probes import load_probes
+
+    probes = {p.id: p for p in load_probes("en")}
+    (system, *rest), demos = _aligned("items")
+    assert rest == ASK[1:]
+    for d in demos:
+        probe = probes[d.probe_id]
+        answer = next(o for o in probe.options if probe.fill(o) == d.text)
+        block = f"Statement: {probe.question}\nOptions: {' / '.join(probe.options)}\nAnswer: {answer}"
+        assert block in system["content"]
+    assert system["content"].startswith("How people in Romania answered these survey items:")
+    # The minority control's statements carry the other answer in the same items.
+    from middleware.retrieval.aligner import Demonstration
+
+    (probe_id, probe), = [(d.probe_id, probes[d.probe_id]) for d in demos[:1]]
+    other = next(o for o in probe.options if probe.fill(o) != demos[0].text)
+    flipped = Demonstration(probe.fill(other), 1.0, probe_id, probe.category, "en")
+    from middleware.retrieval.formats import FormatContext
+
+    ctx = FormatContext(header="", subject="people in Romania", country=None, statement=lambda d: None)
+    assert f"Answer: {other}" in get_format("items")([flipped], ctx).system
 
 
 def test_turns_are_prior_exchanges_before_the_conversation():
