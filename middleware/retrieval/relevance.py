@@ -9,7 +9,7 @@ value statements are about, and injects nothing below ``min_relevance``.
 The score is a logistic regression over hashed character 1-5-grams and word 1-2-grams (numpy
 only, ~0.1 ms a message); the semantic strategies, which embed the message for retrieval anyway,
 use a logistic regression over that e5 embedding instead. The default (n-gram) gate is two-stage: the
-n-gram score decides below ``band_low`` and at or above ``band_high``; a message in between is embedded
+n-gram score decides below ``band_low`` and at or above ``band_high`` (held to the same threshold); a message in between is embedded
 (bounded, as semantic retrieval embeds) and judged by the e5 gate when the ``semantic`` extra is installed,
 by its n-gram score otherwise. The band is chosen by cross-validation in the training script. Both ship with the package (``relevance.npz``, made by
 ``tools/train_relevance.py`` from the dev split of ``benchmarks/data/relevance``, the probe
