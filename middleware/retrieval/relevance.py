@@ -18,6 +18,8 @@ templates of all 14 languages, and neutral requests written for it).
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import threading
 import zlib
 from dataclasses import asdict, dataclass
@@ -30,13 +32,14 @@ import numpy as np
 from .._messages import message_text
 
 __all__ = ["Relevance", "RelevanceModel", "relevance_model", "hashed_features", "conversation_query",
-           "ALIGNMENT_OFF", "MODEL_PATH", "FOLLOW_UP_WORDS", "FOLLOW_UP_REASON"]
+           "ALIGNMENT_OFF", "MODEL_PATH", "FOLLOW_UP_WORDS", "FOLLOW_UP_REASON", "ITEM_REASON", "survey_item"]
 
 MODEL_PATH = Path(__file__).with_name("relevance.npz")
 FOLLOW_UP_WORDS = 6
 """A last user message of at most this many words is a follow-up ("Why?", "And in Germany?") and is
 judged and retrieved together with the user turns before it."""
 FOLLOW_UP_REASON = "about values (a follow-up, read with the earlier user turns)"
+ITEM_REASON = "about values (a survey item, judged without the instructions around it)"
 CONTEXT_TURNS = 2
 """How many earlier user turns a follow-up is read with."""
 
@@ -160,11 +163,25 @@ class Relevance:
     @classmethod
     def judge(cls, text: str, threshold: float, semantic: bool = False) -> "Relevance":
         """Score ``text`` and hold it to ``threshold`` (0: always inject, the paper's setting);
-        ``semantic``: by the message's sentence embedding (the semantic strategies) rather than its n-grams."""
+        ``semantic``: by the message's sentence embedding (the semantic strategies) rather than its n-grams.
+
+        A message that holds a fill-in-the-blank item (a survey question pasted with instructions around it)
+        is also judged by the item alone: the instructions, often in another language than the item, say
+        nothing about its topic."""
         if not text or not text.strip():
             return cls(False, 0.0, threshold, "no text in the user messages")
         if threshold <= 0:
             return cls(True, 1.0, threshold, "min_relevance is 0: every message gets demonstrations")
+        decision = cls._judge(text, threshold, semantic)
+        item = survey_item(text) if not decision.inject else None
+        if item:
+            by_item = cls._judge(item, threshold, semantic)
+            if by_item.inject:
+                return dataclasses.replace(by_item, reason=ITEM_REASON)
+        return decision
+
+    @classmethod
+    def _judge(cls, text: str, threshold: float, semantic: bool) -> "Relevance":
         model = relevance_model()
         if semantic:
             score = model.semantic_score(text)
@@ -184,6 +201,25 @@ class Relevance:
 
 ALIGNMENT_OFF = Relevance(False, 0.0, 0.0, "alignment is off (country none)")
 """The decision reported when a request turned alignment off."""
+
+
+_BLANK = "___"
+_LABEL = re.compile(r"^\s*[^\s:]{1,24}:\s*")  # "Statement: ", "Options: "
+
+
+def survey_item(text: str) -> str | None:
+    """The fill-in-the-blank item in ``text``: its one line with a blank (``___``), without a leading label,
+    followed by its options when one of the next two lines lists them ("a / b"); None when there is no such
+    line or more than one."""
+    lines = text[:_MAX_CHARS].splitlines()
+    blanks = [i for i, line in enumerate(lines) if _BLANK in line]
+    if len(blanks) != 1:
+        return None
+    i = blanks[0]
+    item = _LABEL.sub("", lines[i]).strip()
+    options = next((_LABEL.sub("", line).strip() for line in lines[i + 1:i + 3] if " / " in line), None)
+    out = f"{item} ({options})" if options else item
+    return out if out != text.strip() else None
 
 
 def conversation_query(messages: Sequence[dict]) -> str:

@@ -210,3 +210,34 @@ def test_without_embeddings_the_band_falls_back_to_the_ngram_threshold(monkeypat
     got = Relevance.judge(BAND_QUESTION, 0.8)
     assert not got.inject and got.score == pytest.approx(relevance_model().score(BAND_QUESTION))
     assert Relevance.judge(BAND_QUESTION, relevance_model().band_low).inject
+
+
+def test_a_survey_item_is_judged_without_the_instructions_around_it():
+    from middleware.retrieval.relevance import ITEM_REASON, survey_item
+
+    wrapped = ("Fill in the blank with one of the two options. Answer with the option only.\n\n"
+               "Statement: 저는 그 밖의 다른 단체의 ___.\nOptions: 회원입니다 / 회원이 아닙니다\nAnswer:")
+    assert survey_item(wrapped) == "저는 그 밖의 다른 단체의 ___. (회원입니다 / 회원이 아닙니다)"
+    assert survey_item("Is abortion ever justifiable?") is None  # no blank: nothing else to judge
+    assert survey_item("a ___ b\nc ___ d") is None  # two blanks: not one item
+    quiz = wrapped.replace("저는 그 밖의 다른 단체의 ___.", "The capital of France is ___.").replace(
+        "회원입니다 / 회원이 아닙니다", "Paris / Lyon")
+    assert not Relevance.judge(quiz, 0.8).inject  # a quiz item in the same wrapping stays out
+    got = Relevance.judge(wrapped, 0.8)
+    assert got.inject and got.reason == ITEM_REASON
+
+
+def test_the_evaluators_probes_get_their_demonstrations():
+    """Every probe is a values question: asked as the evaluator's system injection asks it (the English
+    fill-in-the-blank instruction around a statement in any of the 14 languages), the gate lets it through."""
+    from middleware.data.countries import PAPER_PAIRS
+    from middleware.data.probes import available_languages, load_probes
+    from middleware.eval.prompts import build_prompt
+
+    missed, total = [], 0
+    for language in sorted(set(PAPER_PAIRS) & set(available_languages())):
+        for probe in load_probes(language)[::12]:  # ~20 per language, every category
+            total += 1
+            if not Relevance.judge(build_prompt(probe, 0).text, 0.8).inject:
+                missed.append(f"{language} {probe.id}")
+    assert total > 250 and len(missed) <= 0.02 * total, missed
