@@ -19,7 +19,6 @@ import asyncio
 import hashlib
 import math
 import random
-import sys
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -242,11 +241,7 @@ class LiteLLMBackend(Backend):
                  backoff: float = 1.0, max_tokens: int | None = None, completion: Callable | None = None,
                  sleep: Callable | None = None, top_logprobs: int = 20, scoring: str = "top",
                  text_completion: Callable | None = None):
-        if scoring not in API_SCORINGS:
-            from ..errors import InputError
-
-            raise InputError(f"unknown API scoring {scoring!r}: use {' or '.join(API_SCORINGS)}", param="api_scoring")
-        self.scoring = scoring
+        self.scoring = scoring  # one of API_SCORINGS (EvalConfig checks it)
         self._text_completion = text_completion
         self.name = model if api_base is None else f"{model}@{api_base}"
         self.model = model
@@ -376,7 +371,6 @@ class LiteLLMBackend(Backend):
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await _close_litellm_clients()
 
     def run(self, requests, mode, samples, on_result):
         if not requests:
@@ -401,18 +395,6 @@ class LiteLLMBackend(Backend):
         th.join()
         if error:
             raise error[0]
-
-
-async def _close_litellm_clients() -> None:
-    # litellm caches its HTTP clients per event loop; this loop ends with the run, and a client left open
-    # prints "Unclosed connector" on exit.
-    litellm = sys.modules.get("litellm")
-    close = getattr(litellm, "close_litellm_async_clients", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception:  # noqa: BLE001 - cleanup must not mask the run's result
-            pass
 
 
 def get_backend(model: str, api_base: str | None = None, concurrency: int = 8, max_tokens: int | None = None,

@@ -50,19 +50,19 @@ class EvalConfig:
     max_tokens: int | None = None
     n_boot: int = 2000
     min_margin: float = 0.0
+    """Leave probes whose survey margin is below this out of the demonstrations (see SelfAligner)."""
     min_relevance: float = DEFAULT_MIN_RELEVANCE
     """With ``injection="system"``: the product's relevance gate (a probe the gate turns away gets nothing, as
     a user would); the paper's injection always gives k demonstrations."""
-    """Leave probes whose survey margin is below this out of the demonstrations (see SelfAligner)."""
     injection: str = "paper"
     """``paper``: the paper's few-shot user prompt; ``system``: the product's own request (SelfAligner.align)."""
     formats: list[str] = field(default_factory=lambda: [DEFAULT_FORMAT])
     """Injection formats compared with ``injection="system"`` (the paper's prompt has one form)."""
     minority: bool = False
+    """Also run each demonstration strategy with the same statements completed with the minority answer."""
     api_scoring: str = "top"
     """Exact mode over an API: ``top`` (the answer's top_logprobs) or ``echo`` (the prompt's own log-probabilities
     from a text completion with echo, rendered as for a base model: vLLM, ``selfalign serve``)."""
-    """Also run each demonstration strategy with the same statements completed with the minority answer."""
 
     def __post_init__(self) -> None:
         if self.mode is None:

@@ -77,12 +77,18 @@ def _sampling(params: dict | None, defaults: tuple[float, float] = (1.0, 1.0),
 MAX_TOP_LOGPROBS = 20
 
 
+def _top_count(value: Any, param: str, where: str = "") -> None:
+    """``value`` (how many alternatives per token) is None or an integer from 0 to MAX_TOP_LOGPROBS."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or not 0 <= value <= MAX_TOP_LOGPROBS):
+        raise InputError(f"{param} must be an integer from 0 to {MAX_TOP_LOGPROBS}{where}", param=param)
+
+
 def _logprobs(params: dict | None) -> int | None:
     """OpenAI's ``logprobs``/``top_logprobs`` as the runtime's ``logprobs`` argument (None: not asked)."""
     p = params or {}
     top, wanted = p.get("top_logprobs"), p.get("logprobs")
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS):
-        raise InputError(f"top_logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS}", param="top_logprobs")
+    _top_count(top, "top_logprobs")
     if wanted is not None and not isinstance(wanted, bool):
         raise InputError("logprobs must be true or false", param="logprobs")
     if top is not None and not wanted:
@@ -178,9 +184,7 @@ def text_completion(model: str, params: dict) -> dict:
     prompt = params["prompt"]
     echo = bool(params.get("echo"))
     top = params.get("logprobs")
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS):
-        raise InputError(f"logprobs must be an integer from 0 to {MAX_TOP_LOGPROBS} on /v1/completions",
-                         param="logprobs")
+    _top_count(top, "logprobs", " on /v1/completions")
     kw = _sampling({**params, "max_tokens": params.get("max_tokens", TEXT_DEFAULT_MAX_TOKENS)},
                    lm.sampling_defaults(), lm.penalty_defaults())
     native = top is not None and lm.supports_logprobs

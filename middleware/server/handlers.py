@@ -19,6 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..data.registry import ProfileRegistry
+from ..errors import SelfAlignError
+from ..models.inprocess import text_completion
 from ..options import AlignOptions
 from ..retrieval.aligner import Selection, SelfAligner
 from ..retrieval.cache import AlignerCache
@@ -198,9 +200,6 @@ class Proxy:
     async def text(self, request: Request) -> Response:
         """``/v1/completions`` for the embedded models, unaligned (a raw prompt has no user message to align):
         the evaluator's ``--api-scoring echo`` and lm-eval-style scoring read prompt log-probabilities here."""
-        from ..errors import SelfAlignError
-        from ..models.inprocess import text_completion
-
         self.authorize(request)
         body = await self.read_json(request)
         model, prompt = body.get("model"), body.get("prompt")
@@ -221,10 +220,7 @@ class Proxy:
                               "completions, or text completions to that provider itself", param="model")
         params = {k: body[k] for k in ("max_tokens", "temperature", "top_p", "seed", "stop", "logprobs")
                   if body.get(k) is not None}
-        tokens = params.get("max_tokens", 1)
-        if not (isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0):
-            raise bad_request(f"max_tokens must be 0 or a positive integer, got {clip(tokens)}", param="max_tokens")
-        check_local_params({**params, "max_tokens": max(1, tokens)})
+        check_local_params(params, min_tokens=0)
         try:
             data = await self.until_done_or_gone(request, asyncio.to_thread(
                 text_completion, upstream.upstream_model, {**params, "prompt": prompt, "echo": bool(echo)}))

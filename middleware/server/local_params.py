@@ -35,8 +35,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_local_params(body: dict) -> None:
-    """Raise a 400 (with ``param``) for the first OpenAI parameter an embedded model cannot take as given."""
+def check_local_params(body: dict, min_tokens: int = 1) -> None:
+    """Raise a 400 (with ``param``) for the first OpenAI parameter an embedded model cannot take as given.
+    ``min_tokens``: the fewest tokens a request may ask for (0 for a text completion that only scores its prompt)."""
     n = body.get("n")
     if n is not None and not (_is_int(n) and 1 <= n <= MAX_CHOICES):
         raise bad_request(f"n must be an integer from 1 to {MAX_CHOICES} for the embedded models, got {clip(n)}",
@@ -49,8 +50,9 @@ def check_local_params(body: dict) -> None:
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
         if value is not None:
-            if not (_is_int(value) and value >= 1):
-                raise bad_request(f"{name} must be a positive integer, got {clip(value)}", param=name)
+            if not (_is_int(value) and value >= min_tokens):
+                what = "a positive integer" if min_tokens == 1 else f"an integer of at least {min_tokens}"
+                raise bad_request(f"{name} must be {what}, got {clip(value)}", param=name)
             tokens = value if tokens is None else min(tokens, value)
     choices = n or 1
     if choices * (tokens or DEFAULT_MAX_TOKENS) > TOKEN_BUDGET:
