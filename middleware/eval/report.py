@@ -345,7 +345,7 @@ def render_report(results: dict, figures: list[str]) -> str:
         # The product's gate and floor decide how many statements a probe gets: say so beside the outcomes.
         given = [f"{s} {b['mean_demonstrations']:.1f} ({b['without_demonstrations']} of {b['probes']} probes got none)"
                  for s, b in results["strategies"].items()
-                 if b.get("mean_demonstrations") is not None and b["mean_demonstrations"] > 0]
+                 if (b.get("mean_demonstrations") or 0) > 0]
         if given:
             lines += ["Demonstrations per probe, as the product's relevance decision and floor gave them "
                       f"(min_relevance {cfg['min_relevance']:g}): " + "; ".join(given) + ".", ""]
@@ -373,7 +373,7 @@ def render_report(results: dict, figures: list[str]) -> str:
 
     first = next(iter(results["strategies"]))
     cats = results["strategies"][first]["categories"]
-    lines += [f"## Improvements per WVS category (Figure 8, all pairs)", "",
+    lines += ["## Improvements per WVS category (Figure 8, all pairs)", "",
               "| category | misaligned | " + " | ".join(f"{s} improved %" for s in results["strategies"]) + " |",
               "|---|---:|" + "---:|" * len(results["strategies"])]
     for c, v in cats.items():

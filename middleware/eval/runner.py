@@ -139,8 +139,8 @@ def load_pair(language: str, country: str, probes: str = "builtin", limit: int |
 
     test = list(pool.values())
     if sample is not None and sample < len(test):
-        keep = set(random.Random(f"{seed}:sample:{language}-{c.alpha3}").sample(range(len(test)), sample))
-        test = [p for i, p in enumerate(test) if i in keep]
+        drawn = random.Random(f"{seed}:sample:{language}-{c.alpha3}").sample(range(len(test)), sample)
+        test = [test[i] for i in sorted(drawn)]
     test = test[:limit] if limit else test
     return EvalPair(language, c, test, answers, pool, profile(False), profile(True))
 

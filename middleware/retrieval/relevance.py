@@ -18,11 +18,10 @@ templates of all 14 languages, and neutral requests written for it).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import threading
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -179,7 +178,7 @@ class Relevance:
             # statements in all 14 languages, the e5 gate natural messages in six.
             by_item = cls._judge(item, threshold, False)
             if by_item.inject:
-                return dataclasses.replace(by_item, reason=ITEM_REASON)
+                return replace(by_item, reason=ITEM_REASON)
         return decision
 
     @classmethod
