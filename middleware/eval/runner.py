@@ -139,10 +139,22 @@ def load_pair(language: str, country: str, probes: str = "builtin", limit: int |
 
     test = list(pool.values())
     if sample is not None and sample < len(test):
-        drawn = random.Random(f"{seed}:sample:{language}-{c.alpha3}").sample(range(len(test)), sample)
+        drawn = sample_order(len(test), f"{seed}:sample:{language}-{c.alpha3}")[:sample]
         test = [test[i] for i in sorted(drawn)]
     test = test[:limit] if limit else test
     return EvalPair(language, c, test, answers, pool, profile(False), profile(True))
+
+
+def sample_order(n: int, key: str) -> list[int]:
+    """A seeded order of range(n); `--sample k` takes its first k, so a larger sample holds every smaller one
+    and the response cache serves the probes they share."""
+    rng = random.Random(key)
+    # random.sample alone is not nested (it switches algorithm with k); its draw of 20 opens the order so
+    # that results made before the order existed (--sample 10 and 20) keep their probes.
+    head = rng.sample(range(n), min(n, 20))
+    rest = sorted(set(range(n)) - set(head))
+    rng.shuffle(rest)
+    return head + rest
 
 
 # --------------------------------------------------------------------------- prompts

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 
+import random
+
 import pytest
 
 from middleware.errors import InputError
@@ -135,3 +137,16 @@ def test_sample_is_a_seeded_spread_of_probes_not_the_first_ones():
     assert [p.id for p in load_pair(*PAIR, sample=10 ** 6).probes] == order
     with pytest.raises(InputError, match="--sample"):
         EvalConfig(pairs=[PAIR], sample=0)
+
+
+def test_a_larger_sample_holds_every_smaller_one():
+    pair = ("en", "USA")  # where random.sample's draws of 20 and 40 do not nest
+    ids = {k: {p.id for p in load_pair(*pair, sample=k).probes} for k in (5, 10, 20, 21, 40, 60, 100)}
+    sizes = sorted(ids)
+    assert all(len(ids[k]) == k for k in sizes)
+    assert all(ids[a] < ids[b] for a, b in zip(sizes, sizes[1:]))
+    # The committed 14-pair results drew 10 and 20 with random.sample; those draws are kept.
+    full = load_pair(*pair).probes
+    for k in (10, 20):
+        legacy = random.Random("0:sample:en-USA").sample(range(len(full)), k)
+        assert ids[k] == {full[i].id for i in legacy}
