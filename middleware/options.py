@@ -119,7 +119,7 @@ class AlignOptions:
                                   "(with its recent user turns) is about values with at least this probability; "
                                   "0 injects into every message (the paper's setting).", minimum=0, maximum=1)
     format: str = option("bullets", kind="text", description="How the statements are written into the request: "
-                         "bullets (a header and one bullet each), bullets-native, survey, shares, turns.",
+                         "bullets (a header and one bullet each), bullets-native, survey, shares, turns, items.",
                          choices=provided("format"))
 
     def __post_init__(self) -> None:

@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
                                       "user prompt, the paper's) or system (the product's own request: the probe "
                                       "as the user message through the aligner, as serve and chat send it)."),
         format_: str = typer.Option("bullets", "--format", help="With --injection system: how the statements are "
-                                    "written (bullets, bullets-native, survey, shares, turns), a comma-separated "
+                                    "written (bullets, bullets-native, survey, shares, turns, items), a comma-separated "
                                     "list to compare, or all."),
         minority: bool = typer.Option(False, "--minority", help="Also run each strategy's statements completed "
                                       "with the minority answer (a control that should not improve alignment)."),
