@@ -346,8 +346,15 @@ class LiteLLMBackend(Backend):
     async def _exact(self, sem, req: Request) -> list[float] | None:
         if self.scoring == "echo":
             return await self._echo(sem, req)
-        resp = await self._call(sem, messages=req.prompt.messages(), max_tokens=8, temperature=0, logprobs=True,
-                                top_logprobs=self.top_logprobs)
+        try:
+            resp = await self._call(sem, messages=req.prompt.messages(), max_tokens=8, temperature=0, logprobs=True,
+                                    top_logprobs=self.top_logprobs)
+        except ModelCallError as e:
+            # The server cannot know that its caller is the evaluator, so the way out is named here.
+            if "logprobs" not in str(e):
+                raise
+            raise ModelCallError(f"{e} (a base model served with text completions, such as vLLM or selfalign "
+                                 "serve, is scored by --api-scoring echo)") from e
         choices = _get(resp, "choices") or []
         lp = _get(choices[0], "logprobs") if choices else None
         content = _get(lp, "content") if lp is not None else None

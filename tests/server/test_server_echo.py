@@ -90,3 +90,17 @@ def test_eval_over_the_api_equals_local_scoring(server, tmp_path, monkeypatch, i
     for key, want in got["local"].items():
         assert got["api"][key] == pytest.approx(want, abs=TOLERANCE), key
     assert len(set(got["local"].values())) > 1  # real, distinct probabilities
+
+
+def test_top_scoring_against_a_model_without_logprobs_names_echo(server, tmp_path, monkeypatch):
+    """The transformers runtime gives no chat logprobs; the evaluator's error says which scoring works."""
+    from middleware.cli import app
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    res = CliRunner().invoke(app, ["eval", "--pairs", "ro-ro", "--limit", "1", "--strategy", "chrf", "--mode", "exact",
+                                   "--model", "openai/gemma-3-270m", "--api-base", server.url, "--no-cache",
+                                   "--bootstrap", "0", "-q", "-o", str(tmp_path / "top")])
+    assert res.exit_code != 0
+    message = res.output + res.stderr
+    assert "--api-scoring echo" in message and "Traceback" not in message
+    assert not (tmp_path / "top" / "results.json").exists()
