@@ -30,6 +30,7 @@ from ..data.probes import Probe, available_languages, load_probes
 from ..data.profile import Statement, ValueProfile, probe_key
 from ..errors import InputError, NoAnswersError, ProfileError
 from ..options import AlignOptions
+from ..retrieval.formats import DEFAULT_FORMAT
 from ..retrieval.strategies import get_strategy, instruction_of
 from .backends import Backend, Request, get_backend
 from .cache import NullCache, ResponseCache, cache_key, default_cache_path
@@ -282,9 +283,18 @@ def _signatures(pairs: list[EvalPair], config: EvalConfig) -> dict[str, str]:
     """The reproducibility signature of each pair and strategy (middleware.retrieval.signature)."""
     from ..retrieval.signature import signature
 
-    return {f"{pair.label} {s}": signature(aligner_for(language=pair.language, k=config.k, strategy=s,
-                                                       profile=pair.profile, min_margin=config.min_margin))
-            for pair in pairs for s in config.strategies}
+    system = config.injection == "system"
+    out = {}
+    for pair in pairs:
+        for s in config.strategies:
+            for fmt in config.formats if system else [None]:
+                # The paper's prompt never meets the relevance decision: its demonstrations are the k best.
+                aligner = aligner_for(language=pair.language, k=config.k, strategy=s, profile=pair.profile,
+                                      min_margin=config.min_margin, format=fmt or DEFAULT_FORMAT,
+                                      min_relevance=config.min_relevance if system else 0)
+                label = f"{s}@{fmt}" if system and len(config.formats) > 1 else s
+                out[f"{pair.label} {label}"] = signature(aligner, injection=None if system else "paper")
+    return out
 
 
 class _Bar:

@@ -9,7 +9,8 @@ as sacrebleu prints one for a score. Two runs with the same signature inject the
 - ``data``: the data version, a hash of the statements the profile holds (the probes completed with
   the answers, with their margins), so a rebuilt answer file shows as another version;
 - ``chrf``: chrF++'s parameters (character and word n-gram orders, beta);
-- ``inject``: how the demonstrations are put in the system message.
+- ``inject``: how the demonstrations are put into the request: ``default`` (the ``bullets`` format and its
+  header), another format's name, ``+custom`` for a custom header, ``paper`` for the evaluator's paper prompt.
 
 Shown by ``selfalign demos`` (``--json``: the ``signature`` key), written to the evaluator's
 ``results.json`` and report, and sent by the proxy as the ``X-SelfAlign-Signature`` header.
@@ -23,6 +24,7 @@ from typing import Any, Iterable
 from .._version import __version__
 from ..data.profile import ValueProfile
 from .aligner import DEFAULT_HEADER, SelfAligner
+from .formats import DEFAULT_FORMAT
 from .chrf import BETA, CHAR_ORDER, WORD_ORDER
 
 __all__ = ["signature", "data_version", "HEADER"]
@@ -55,7 +57,9 @@ def signature(aligner: SelfAligner, demonstrations: Iterable[Any] = (), injectio
     name = aligner.country.alpha3.lower() if builtin else profile.name  # a built-in one is the country's
     languages = sorted({d.language for d in demonstrations if getattr(d, "language", None)})
     lang = aligner.language if aligner.language != "auto" or not languages else f"auto:{'+'.join(languages)}"
-    inject = injection or ("default" if aligner.header == DEFAULT_HEADER else "custom")
+    inject = injection or ("default" if aligner.format_name == DEFAULT_FORMAT else aligner.format_name)
+    if injection is None and aligner.header != DEFAULT_HEADER:
+        inject = "custom" if inject == "default" else f"{inject}+custom"
     parts = [("selfalign", __version__), ("strategy", aligner.strategy_name), ("k", aligner.k), ("lang", lang),
              ("profile", name), ("data", data_version(profile)), ("margin", _number(aligner.min_margin)),
              ("relevance", _number(aligner.min_relevance)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import random
 
@@ -10,6 +11,7 @@ import pytest
 
 from middleware.errors import InputError
 from middleware.eval import EvalConfig, formats_arg, run_eval
+from middleware.eval.backends import Backend
 from middleware.eval.runner import _conditions, load_pair
 from middleware.retrieval.aligner import SelfAligner
 from middleware.retrieval.formats import FORMATS
@@ -82,6 +84,34 @@ def test_formats_are_compared_under_their_own_labels(pair):
     assert len({str(got[f"chrf@{f}"].messages()) for f in FORMATS}) == len(FORMATS)
     assert [m["role"] for m in got["chrf@turns"].messages()][:3] == ["system", "user", "assistant"]
     assert config.public()["injection"] == "system" and config.public()["formats"] == list(FORMATS)
+
+
+class EvenBackend(Backend):
+    """Every option equally likely: enough for what a run records about itself."""
+
+    name, calls = "even", 0
+
+    def settings(self, mode, samples):
+        return {}
+
+    def run(self, requests, mode, samples, on_result):
+        for r in requests:
+            on_result(r, [math.log(0.5)] * 2)
+
+
+def test_the_signatures_say_what_each_injection_used():
+    def signatures(**kw):
+        config = EvalConfig(pairs=[PAIR], strategies=["chrf"], mode="exact", limit=2, use_cache=False, n_boot=0, **kw)
+        return run_eval(config, backend=EvenBackend(), progress=False).results["signatures"]
+
+    paper = signatures()
+    assert list(paper) == ["ro-ROU chrf"] and "relevance:0|" in paper["ro-ROU chrf"]
+    assert paper["ro-ROU chrf"].endswith("inject:paper")
+    system = signatures(injection="system", min_relevance=0.6, formats=["bullets", "items"])
+    assert list(system) == ["ro-ROU chrf@bullets", "ro-ROU chrf@items"]
+    assert all("relevance:0.6|" in sig for sig in system.values())
+    assert system["ro-ROU chrf@bullets"].endswith("inject:default")
+    assert system["ro-ROU chrf@items"].endswith("inject:items")
 
 
 def test_bad_injection_choices_are_input_errors():

@@ -44,3 +44,12 @@ def test_a_user_profile_is_named_by_its_name():
     profile = aligner_for(country="ro", language="en").profile
     mine = ValueProfile("my-values", "en", list(profile.statements), subject="the user")
     assert fields(signature(aligner_for(profile=mine)))["profile"] == "my-values"
+
+
+def test_the_injection_format_and_a_custom_header_are_named():
+    assert fields(signature(aligner_for(country="ro", format="items")))["inject"] == "items"
+    assert fields(signature(aligner_for(country="ro", format="bullets")))["inject"] == "default"
+    custom = aligner_for(country="ro", format="items")
+    custom = type(custom)(country="ro", format="items", header="Our values:")
+    assert fields(signature(custom))["inject"] == "items+custom"
+    assert fields(signature(type(custom)(country="ro", header="Our values:")))["inject"] == "custom"
