@@ -21,6 +21,8 @@ import pytest
 from fake_upstream import Fault
 from processes import free_port, stop, wait_ready
 from middleware.errors import ConfigError
+from middleware.options import DEFAULT_MIN_RELEVANCE
+from middleware.retrieval.formats import FORMATS
 from middleware.retrieval.strategies import STRATEGIES
 from middleware.server import ServerConfig, ServerThread, load_config
 from middleware.server.inspector import ASSETS
@@ -189,6 +191,8 @@ def test_options_listing(upstream, html_profile):
     assert {"id": "ROU", "name": "Romania"} in data["country"]
     assert [s["id"] for s in data["strategy"]] == list(STRATEGIES)
     assert data["k"] == {"minimum": 1, "maximum": 100, "default": 5}
+    assert data["min_relevance"] == {"minimum": 0, "maximum": 1, "default": DEFAULT_MIN_RELEVANCE}
+    assert [f["id"] for f in data["format"]] == list(FORMATS) and all(f["description"] for f in data["format"])
     assert data["profile"][0]["id"] == "me" and data["profile"][0]["statements"] == 2
     assert {"id": "en", "name": "English"} in data["language"]
     assert data["default"]["country"] == "ROU"  # as the listed ids, whatever spelling the server was given
@@ -257,6 +261,29 @@ def test_relevance_is_shown_when_the_proxy_reports_it(page, fake_serve):
     page.wait_for_selector("#relevance:not([hidden])")
     assert page.text_content("#relevance") == ("injected: no — <b>not</b> about values, "
                                                "score 0.123 vs threshold 0.350")
+
+
+def test_format_and_min_relevance_are_chosen_in_the_page(page, upstream, fake_serve):
+    coding = "Write a Python function that sorts a list of numbers."
+    page.goto(fake_serve + "/")
+    page.wait_for_selector("#app:not([hidden])")
+    assert page.input_value("#format") == "bullets" and float(page.input_value("#min-relevance")) == 0.8
+    ask(page, coding, target="country:ROU")
+    page.wait_for_selector("#relevance.no")  # the default threshold: a coding question goes through untouched
+    assert page.text_content("#relevance").startswith("injected: no — not about values")
+    wait_answer(page, "aligned")
+
+    page.select_option("#format", "items")
+    page.fill("#min-relevance", "0")
+    ask(page, coding, target="country:ROU")
+    rows = demonstration_rows(page)
+    assert page.text_content("#relevance").startswith("injected: yes — min_relevance is 0")
+    assert page.text_content("#system").startswith("How people in Romania answered these survey items")
+    assert len(rows) == 5  # 0 leaves nothing out: k statements
+    wait_answer(page, "aligned")
+    sent = [r.body["messages"] for r in upstream.chat_requests if r.body["messages"][-1]["content"] == coding]
+    assert sent[0][0]["role"] == "user"  # the first ask: nothing injected
+    assert sent[-1][0]["role"] == "system" and "answered these survey items" in sent[-1][0]["content"]
 
 
 def test_stop_cancels_the_upstream_call(page, upstream, fake_serve):

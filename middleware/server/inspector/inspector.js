@@ -154,6 +154,16 @@
     k.max = opts.k.maximum;
     k.value = d.k || opts.k.default;
 
+    const format = $("format");
+    format.replaceChildren(...opts.format.map((f) => option(f.id, f.id)));
+    for (const [i, f] of opts.format.entries()) format.options[i].title = f.description;
+    format.value = d.format || opts.format[0].id;
+
+    const relevance = $("min-relevance");
+    relevance.min = opts.min_relevance.minimum;
+    relevance.max = opts.min_relevance.maximum;
+    relevance.value = d.min_relevance ?? opts.min_relevance.default;
+
     $("model").replaceChildren(...models.data.map((m) => option(m.id, m.id)));
     syncLanguage();
   }
@@ -168,7 +178,8 @@
     const target = $("target").value;
     if (target === "off") return { country: "none" };
     const [kind, id] = [target.slice(0, target.indexOf(":")), target.slice(target.indexOf(":") + 1)];
-    const out = { [kind]: id, strategy: $("strategy").value, k: Number($("k").value) };
+    const out = { [kind]: id, strategy: $("strategy").value, k: Number($("k").value), format: $("format").value,
+                  min_relevance: Number($("min-relevance").value) };
     if (kind === "country" && $("language").value) out.language = $("language").value;
     return out;
   }
