@@ -58,7 +58,8 @@ def register(app: typer.Typer) -> None:
                                    "files."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N test probes of each pair."),
         sample: Optional[int] = typer.Option(None, "--sample", help="A random N test probes of each pair, seeded "
-                                             "by --seed (every category, the same N in every run)."),
+                                             "by --seed (every category, the same N in every run; a larger N "
+                                             "holds every smaller one, so the cache serves what they share)."),
         shuffle_orders: bool = typer.Option(False, "--shuffle-orders", help="Also run reshuffled demonstration "
                                             "orders (robustness)."),
         orders: int = typer.Option(3, "--orders", help="How many reshuffles with --shuffle-orders."),
