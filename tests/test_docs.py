@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -75,3 +76,28 @@ def test_the_layers_table_is_the_contract():
     layers = next(c for c in contract if c["type"] == "layers")["layers"]
     rows = _table((DOCS / "architecture.md").read_text(), "| layer | folders | may import |")
     assert [sorted(_names(r[1])) for r in rows] == [sorted(x.strip() for x in layer.split("|")) for layer in layers]
+
+
+def _improved(folder: str, condition: str) -> str:
+    """The committed result's improved share for ``condition``, as the docs print it."""
+    results = json.loads((ROOT / "examples" / "results" / folder / "results.json").read_text(encoding="utf-8"))
+    return f"{results['strategies'][condition]['improved_pct']:.1f}"
+
+
+def test_the_headline_figures_are_the_committed_results():
+    """The README and docs/eval.md quote the 14-pair grids: a rerun that changes them must change the text."""
+    paper, system = "gemma-3-270m-14pairs-paper", "gemma-3-270m-14pairs-system"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = {row[0]: row[1] for row in _table(readme, "| what the model gets |")}
+    assert rows["**selfalign's default: up to 5 chrF++ statements in the system message (3.7 on average)**"] \
+        .startswith(f"**{_improved(system, 'chrf')}%**")
+    assert rows["the paper's prompt, the same retrieval"].startswith(f"{_improved(paper, 'chrf')}%")
+    assert rows["the same statements with the minority's answers (a control)"] \
+        .startswith(f"{_improved(system, 'chrf+minority')}%")
+    assert rows["cultural prompting (one sentence naming the country)"].startswith(f"{_improved(system, 'cultural')}%")
+    eval_doc = (DOCS / "eval.md").read_text(encoding="utf-8")
+    table = {row[0]: row[1:] for row in _table(eval_doc, "| condition | paper injection | product injection |")}
+    for label, condition in [("chrF++ (the product's default)", "chrf"), ("chrF++, minority control", "chrf+minority"),
+                             ("random", "random"), ("cultural prompting", "cultural")]:
+        assert table[label][0].strip("*").startswith(_improved(paper, condition)), label
+        assert table[label][1].strip("*").startswith(_improved(system, condition)), label
