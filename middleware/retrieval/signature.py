@@ -24,8 +24,8 @@ from typing import Any, Iterable
 from .._version import __version__
 from ..data.profile import ValueProfile
 from .aligner import DEFAULT_HEADER, SelfAligner
-from .formats import DEFAULT_FORMAT
 from .chrf import BETA, CHAR_ORDER, WORD_ORDER
+from .formats import DEFAULT_FORMAT
 
 __all__ = ["signature", "data_version", "HEADER"]
 
