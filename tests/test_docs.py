@@ -95,6 +95,8 @@ def test_the_headline_figures_are_the_committed_results():
     assert rows["the same statements with the minority's answers (a control)"] \
         .startswith(f"{_improved(system, 'chrf+minority')}%")
     assert rows["cultural prompting (one sentence naming the country)"].startswith(f"{_improved(system, 'cultural')}%")
+    chat = "smollm2-135m-en-us-system"
+    assert f"block improves {_improved(chat, 'chrf')}% of the misaligned probes" in " ".join(readme.split())
     eval_doc = (DOCS / "eval.md").read_text(encoding="utf-8")
     table = {row[0]: row[1:] for row in _table(eval_doc, "| condition | paper injection | product injection |")}
     for label, condition in [("chrF++ (the product's default)", "chrf"), ("chrF++, minority control", "chrf+minority"),
