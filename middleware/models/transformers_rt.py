@@ -235,6 +235,7 @@ class TransformersModel(Runtime):
         with torch.inference_mode():
             logits = self._forward(input_ids=torch.tensor([ids])).logits[0].float()
             logp = torch.log_softmax(logits, -1)
+            best = logp.topk(top, -1) if top else None  # every position's alternatives in one call
         special = set(self.tokenizer.all_special_ids)
         out = []
         for t, (tid, (start, end)) in enumerate(zip(ids, spans)):
@@ -242,9 +243,9 @@ class TransformersModel(Runtime):
                 continue
             lp = None if t == 0 else float(logp[t - 1, tid])
             alts: dict[str, float] = {}
-            if top and t > 0:
-                values, index = logp[t - 1].topk(top)
-                alts = {self.tokenizer.decode([int(i)]): float(v) for v, i in zip(values, index)}
+            if best is not None and t > 0:
+                alts = {self.tokenizer.decode([int(i)]): float(v)
+                        for v, i in zip(best.values[t - 1], best.indices[t - 1])}
             out.append(PromptToken(prompt[start:end], int(start), lp, alts))
         return out
 

@@ -8,6 +8,7 @@ request path. These schemas only document the API (and drive schemathesis).
 
 from __future__ import annotations
 
+from ..models.inprocess import MAX_TOP_LOGPROBS
 from ..options import header_parameters, json_schema
 
 __all__ = ["CHAT_REQUEST", "TEXT_REQUEST", "DEMONSTRATIONS_REQUEST", "ERROR_RESPONSES"]
@@ -35,7 +36,7 @@ TEXT_REQUEST = {
                                                       "minItems": 1, "maxItems": 1}]},
             "max_tokens": {"type": "integer", "minimum": 0},
             "echo": {"type": "boolean"},
-            "logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": 20},
+            "logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_TOP_LOGPROBS},
         },
         "additionalProperties": True,
         "description": "An OpenAI (legacy) text completion for an embedded model, not aligned: with echo and "
