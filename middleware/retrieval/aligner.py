@@ -165,14 +165,15 @@ class SelfAligner:
         query = next((message_text(m.get("content")) for m in reversed(conversation)
                       if isinstance(m, dict) and m.get("role") == "user"), "")
         semantic = self._semantic_gate
-        relevance = Relevance.judge(query, self.min_relevance, semantic)
-        if not relevance.inject and query.strip():
-            # A follow-up ("Why?") says little alone: judge it, and retrieve for it, with the turns before it.
-            context = conversation_query(conversation)
-            if context != query:
-                with_context = Relevance.judge(context, self.min_relevance, semantic)
-                if with_context.inject:
-                    query, relevance = context, dataclasses.replace(with_context, reason=FOLLOW_UP_REASON)
+        context = conversation_query(conversation) if self.min_relevance > 0 else query
+        if query.strip() and context != query:
+            # A follow-up ("Why?", "Are you sure?") says nothing alone, and both gates score some of them high
+            # by their form: it is judged, and retrieved for, with the user turns before it (one judgement).
+            query, relevance = context, Relevance.judge(context, self.min_relevance, semantic)
+            if relevance.inject:
+                relevance = dataclasses.replace(relevance, reason=FOLLOW_UP_REASON)
+        else:
+            relevance = Relevance.judge(query, self.min_relevance, semantic)
         if not relevance.inject:
             return Selection([], relevance)
         return Selection(self._retrieve(query, exclude, floor=self.min_relevance > 0), relevance)

