@@ -5,9 +5,9 @@ statements most similar to the user's message by chrF++ are completed with the c
 country's majority answer and prepended to the system message.
 """
 
-from .retrieval.aligner import Demonstration, SelfAligner
+from .retrieval.aligner import SelfAligner
 from .retrieval.cache import align
-from .retrieval.aligner import Selection
+from .retrieval.demonstration import Demonstration, Selection
 from .retrieval.relevance import Relevance
 from .retrieval.chrf import ChrfIndex, chrf_pp
 from .data.countries import PAPER_PAIRS, resolve_country, resolve_language

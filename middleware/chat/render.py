@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..retrieval.aligner import Demonstration
+from ..retrieval.demonstration import Demonstration
 from ..retrieval.relevance import Relevance
 
 __all__ = ["WordWrap", "demos_plain", "demos_table", "not_injected_note", "sentence_end", "whole_sentences"]

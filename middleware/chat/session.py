@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..options import DEFAULT_K, DEFAULT_STRATEGY, AlignOptions
-from ..retrieval.aligner import Demonstration, SelfAligner
+from ..retrieval.aligner import SelfAligner
+from ..retrieval.demonstration import Demonstration
 from ..retrieval.cache import aligner_for
 from ..errors import InputError, SelfAlignError
 from ..retrieval.relevance import Relevance

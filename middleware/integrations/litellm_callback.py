@@ -33,7 +33,8 @@ from ..data.registry import ProfileRegistry
 from ..errors import SelfAlignError
 from ..models.provider import import_litellm
 from ..options import OPTION_NAMES, AlignOptions, env_names, merge, parse
-from ..retrieval.aligner import Selection, SelfAligner
+from ..retrieval.aligner import SelfAligner
+from ..retrieval.demonstration import Selection
 from ..retrieval.cache import AlignerCache
 from ..retrieval.relevance import ALIGNMENT_OFF
 

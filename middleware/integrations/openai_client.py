@@ -21,7 +21,8 @@ from typing import Any, Callable, Mapping
 
 from ..errors import InputError
 from ..options import OPTION_NAMES, PYTHON_ONLY, AlignOptions, is_off, merge
-from ..retrieval.aligner import Selection, SelfAligner
+from ..retrieval.aligner import SelfAligner
+from ..retrieval.demonstration import Selection
 from ..retrieval.cache import python_cache
 from ..retrieval.relevance import ALIGNMENT_OFF
 

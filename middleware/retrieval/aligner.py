@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import random
-from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -19,37 +18,13 @@ from ..data.profile import ValueProfile, builtin_profile
 from ..options import DEFAULT_K, DEFAULT_MIN_MARGIN, DEFAULT_MIN_RELEVANCE, DEFAULT_STRATEGY, AlignOptions
 from .relevance import FOLLOW_UP_REASON, Relevance, conversation_query
 from .chrf import profile_scores
+from .demonstration import Demonstration, Selection
 from .formats import DEFAULT_FORMAT, DEFAULT_HEADER, FormatContext, Injection, get_format
 from .strategies import get_strategy, instruction_of, scorer_of
 
-__all__ = ["Demonstration", "Selection", "SelfAligner", "message_text", "AUTO"]
+__all__ = ["SelfAligner", "AUTO"]
 
 AUTO = "auto"
-
-
-
-@dataclass(frozen=True)
-class Demonstration:
-    """One injected statement: its text, its score against the message (chrF++, or semantic similarity with
-    the semantic strategies), its probe, category and language."""
-
-    text: str
-    score: float
-    probe_id: str | None
-    category: str
-    language: str | None = None
-    """Language the demonstration is in (chosen per message with language="auto")."""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class Selection(list):
-    """The demonstrations chosen for a request (a list, best first) and the relevance decision behind them."""
-
-    def __init__(self, demonstrations: Iterable[Demonstration] = (), relevance: Relevance | None = None):
-        super().__init__(demonstrations)
-        self.relevance = relevance if relevance is not None else Relevance(True, 1.0, 0.0, "not judged")
 
 
 class SelfAligner:

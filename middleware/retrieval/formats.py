@@ -23,7 +23,7 @@ from ..options import provide_choices
 if TYPE_CHECKING:
     from ..data.countries import Country
     from ..data.profile import Statement
-    from .aligner import Demonstration
+    from .demonstration import Demonstration
 
 __all__ = ["Injection", "FormatContext", "Format", "FORMATS", "DEFAULT_FORMAT", "DEFAULT_HEADER",
            "NATIVE_HEADERS", "register_format", "get_format"]

@@ -22,8 +22,9 @@ from ..data.registry import ProfileRegistry
 from ..errors import SelfAlignError
 from ..models.inprocess import text_completion
 from ..options import AlignOptions
-from ..retrieval.aligner import Selection, SelfAligner
+from ..retrieval.aligner import SelfAligner
 from ..retrieval.cache import AlignerCache
+from ..retrieval.demonstration import Selection
 from ..retrieval.relevance import ALIGNMENT_OFF
 from ..retrieval.signature import HEADER as SIGNATURE_HEADER, signature
 from . import access

@@ -55,7 +55,7 @@ def test_items_are_the_papers_demonstrations_with_the_countrys_answer():
         assert block in system["content"]
     assert system["content"].startswith("How people in Romania answered these survey items:")
     # The minority control's statements carry the other answer in the same items.
-    from middleware.retrieval.aligner import Demonstration
+    from middleware.retrieval.demonstration import Demonstration
 
     (probe_id, probe), = [(d.probe_id, probes[d.probe_id]) for d in demos[:1]]
     other = next(o for o in probe.options if probe.fill(o) != demos[0].text)

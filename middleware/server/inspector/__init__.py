@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from .choices import option_choices
 
 if TYPE_CHECKING:
-    from ..app import Proxy
+    from ..handlers import Proxy
 
 __all__ = ["install", "ASSETS", "SECURITY_HEADERS"]
 

@@ -14,7 +14,7 @@ from ...options import is_off, option_fields
 from .._json import dumps
 
 if TYPE_CHECKING:
-    from ..app import Proxy
+    from ..handlers import Proxy
 
 __all__ = ["option_choices"]
 
