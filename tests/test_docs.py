@@ -38,6 +38,24 @@ def _shown(value) -> str:
     return "none" if value is None else f"`{value}`" if isinstance(value, str) else f"{value:g}"
 
 
+def test_the_every_probe_figures_are_the_committed_results():
+    """The product's default on every probe of the 14 pairs: the README's sentence and docs/eval.md's table."""
+    folder = "gemma-3-270m-14pairs-system-all"
+    results = json.loads((ROOT / "examples" / "results" / folder / "results.json").read_text(encoding="utf-8"))
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    sentence = (f"On every probe of the 14 pairs ({results['zero_shot']['probes']:,} probes, "
+                f"{results['zero_shot']['misaligned']:,} misaligned) the default improves "
+                f"**{_improved(folder, 'chrf')}%**")
+    assert sentence in readme
+    assert f"its minority control {_improved(folder, 'chrf+minority')}%, cultural prompting " \
+           f"{_improved(folder, 'cultural')}%" in readme
+    eval_doc = (DOCS / "eval.md").read_text(encoding="utf-8")
+    rows = {row[0]: row[1:] for row in _table(eval_doc, "| pair (every probe) | misaligned |")}
+    assert len(rows) == 15 and rows["**all**"][1].strip("*").startswith(_improved(folder, "chrf"))
+    for row, (pair, block) in zip(list(rows.values())[:14], [(p["pair"], p) for p in results["pairs"]]):
+        assert row[1].startswith(f"{block['strategies']['chrf']['improved_pct']:.1f}"), pair
+
+
 def test_the_options_table_is_the_fields():
     rows = _table((DOCS / "integrations.md").read_text(), "| option | what | default |")
     assert [_names(r[0])[0] for r in rows] == list(OPTION_NAMES)
