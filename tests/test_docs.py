@@ -50,6 +50,9 @@ def test_the_every_probe_figures_are_the_committed_results():
     assert sentence in readme
     assert f"its minority control {_improved(folder, 'chrf+minority')}%, cultural prompting " \
            f"{_improved(folder, 'cultural')}%" in readme
+    # The summary under "Documentation" too.
+    assert (f"on every probe of the 14 pairs ({results['zero_shot']['probes']:,}) the default improves "
+            f"{_improved(folder, 'chrf')}%") in readme and f"cultural prompting {_improved(folder, 'cultural')}%." in readme
     eval_doc = (DOCS / "eval.md").read_text(encoding="utf-8")
     rows = {row[0]: row[1:] for row in _table(eval_doc, "| pair (every probe) | misaligned |")}
     assert len(rows) == 15 and rows["**all**"][1].strip("*").startswith(_improved(folder, "chrf"))
